@@ -1,0 +1,27 @@
+"""Shared fixtures: one tiny source/frozen/finetune study, trained once per test session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from tltransfer import data, experiment  # noqa: E402
+
+# A few hundred samples of training: enough to move every weight, fast on 2 CPU cores.
+TINY = dict(p=0.005, seed=0, train_samples=300, source_samples=300, eval_every=100)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return data.load_mnist()
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory, mnist):
+    """logdir holding a source net and the frozen and finetune runs made from it."""
+    logdir = str(tmp_path_factory.mktemp("tiny_study"))
+    results = {mode: experiment.run(experiment.Config(mode=mode, **TINY), logdir,
+                                    log=lambda line: None, mnist=mnist)
+               for mode in ("frozen", "finetune")}
+    return logdir, results

@@ -1,0 +1,101 @@
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tltransfer import data
+
+
+def test_shipped_file_is_the_official_mnist(mnist):
+    assert hashlib.sha256(mnist.x_train.tobytes()).hexdigest() == data.X_TRAIN_SHA256
+    assert hashlib.sha256(mnist.x_test.tobytes()).hexdigest() == data.X_TEST_SHA256
+    assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_train.dtype == np.uint8
+    assert list(mnist.y_train[:10]) == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+def test_class_counts(mnist):
+    source, target = data.source_task(mnist), data.target_task(mnist, 1.0)
+    assert (len(source.y_train), len(source.y_test)) == (36017, 6031)
+    assert len(target.y_test) == 3969
+    assert source.num_classes == 6 and target.num_classes == 4
+    assert len(data.split(mnist, data.TARGET_CLASSES, "6-9").y_train) == 23983
+
+
+@pytest.mark.parametrize("p, n", [(0.005, 100), (0.01, 200), (0.1, 2300), (1.0, 23900)])
+def test_subset_sizes_are_the_courses(mnist, p, n):
+    task = data.target_task(mnist, p)
+    assert len(task.y_train) == len(task.x_train) == n
+    assert len(task.y_test) == 3969
+
+
+def test_subsets_are_nested_prefixes(mnist):
+    smaller, larger = data.target_task(mnist, 0.01), data.target_task(mnist, 0.1)
+    np.testing.assert_array_equal(smaller.x_train, larger.x_train[:200])
+    np.testing.assert_array_equal(smaller.y_train, larger.y_train[:200])
+    # The first target image is the first 6-9 digit of the official training order.
+    first = np.flatnonzero(mnist.y_train >= 6)[0]
+    np.testing.assert_array_equal(larger.x_train[0], mnist.x_train[first])
+
+
+def test_relabelling(mnist):
+    target = data.target_task(mnist, 1.0)
+    original = mnist.y_train[mnist.y_train >= 6][:len(target.y_train)]
+    np.testing.assert_array_equal(target.y_train, original - 6)
+    np.testing.assert_array_equal(np.unique(target.y_test), [0, 1, 2, 3])
+    source = data.source_task(mnist)
+    np.testing.assert_array_equal(source.y_train, mnist.y_train[mnist.y_train <= 5])
+
+
+@pytest.mark.parametrize("p, message", [(0.0, "outside"), (1.5, "outside"),
+                                        (0.001, "no training images")])
+def test_bad_proportions_are_refused(mnist, p, message):
+    with pytest.raises(ValueError, match=message):
+        data.target_task(mnist, p)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_hash_check_refuses_a_damaged_file(tmp_path, damage):
+    path = tmp_path / "mnist.npz"
+    shutil.copy(data.MNIST_PATH, path)
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    else:
+        raw = raw[:len(raw) // 3]
+    path.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match="corrupted"):
+        data.load_mnist(str(path))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(data.DataError, match="missing"):
+        data.load_mnist(str(tmp_path / "nowhere.npz"))
+
+
+def test_images_tensor_scales_to_unit_range(mnist):
+    x = data.images_tensor(mnist.x_test[:5])
+    assert x.shape == (5, 28, 28, 1) and x.dtype == tf.float32
+    np.testing.assert_allclose(x.numpy()[..., 0], mnist.x_test[:5] / 255.0, rtol=1e-6)
+
+
+def take(ds, k):
+    return np.stack([w.numpy() for w, _ in zip(ds, range(k))])
+
+
+def test_index_windows_visit_every_image_once_per_epoch():
+    windows = take(data.index_windows(n=250, batch_size=50, steps_per_window=5, seed=3), 4)
+    assert windows.shape == (4, 5, 50)
+    flat = windows.reshape(-1)
+    for epoch in range(4):
+        np.testing.assert_array_equal(np.sort(flat[epoch * 250:(epoch + 1) * 250]), np.arange(250))
+    assert not np.array_equal(flat[:250], flat[250:500])  # reshuffled each epoch
+
+
+def test_index_windows_resume_mid_epoch_and_depend_on_seed():
+    full = take(data.index_windows(230, 10, 3, seed=7), 20).reshape(-1, 10)
+    resumed = take(data.index_windows(230, 10, 3, seed=7, start_step=31), 3).reshape(-1, 10)
+    np.testing.assert_array_equal(resumed, full[31:40])
+    other = take(data.index_windows(230, 10, 3, seed=8), 1).reshape(-1, 10)
+    assert not np.array_equal(other, full[:3])

@@ -1,0 +1,118 @@
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tltransfer import experiment
+
+
+def scalars(run_dir, tag):
+    """step -> value of one tag, read from the run's events as TF2 tensors."""
+    points = {}
+    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        for raw in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(raw.numpy())
+            for value in event.summary.value:
+                if value.tag == tag:
+                    points[event.step] = float(tf.make_ndarray(value.tensor))
+    return points
+
+
+@pytest.fixture(scope="module")
+def scratch_run(tmp_path_factory, mnist):
+    logdir = str(tmp_path_factory.mktemp("e2e"))
+    config = experiment.Config(mode="scratch", p=0.01, seed=1, train_samples=3000)
+    lines = []
+    result = experiment.run(config, logdir, log=lines.append, mnist=mnist)
+    return logdir, config, result, lines
+
+
+def test_end_to_end_run_writes_result_and_curve(scratch_run):
+    logdir, config, result, lines = scratch_run
+    run_dir = os.path.join(logdir, "scratch_p0.01_drop0_seed1")
+    with open(os.path.join(run_dir, "result.json")) as f:
+        assert json.load(f) == result
+    assert result["n_train"] == 200 and result["n_test"] == 3969
+    accuracy = scalars(run_dir, "test/accuracy")
+    assert sorted(accuracy) == [1000, 2000, 3000]
+    assert accuracy[3000] == pytest.approx(result["test_accuracy"])
+    assert result["curve"]["step"] == [1000, 2000, 3000]
+    assert result["test_accuracy"] > 0.6  # chance is 0.25
+    assert sorted(scalars(run_dir, "train/loss")) == [1000, 2000, 3000]
+    assert any("3000/3000" in line for line in lines)
+
+
+def test_hparams_are_written(scratch_run):
+    logdir, _, _, _ = scratch_run
+    run_dir = os.path.join(logdir, "scratch_p0.01_drop0_seed1")
+    plugin_tags = set()
+    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        for raw in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(raw.numpy())
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    plugin_tags.add(value.tag)
+                    content = value.metadata.plugin_data.content
+    assert plugin_tags == {"_hparams_/session_start_info"}
+    for key in (b"mode", b"scratch", b"n_train", b"dropout", b"seed"):
+        assert key in content
+
+
+def test_complete_run_is_reused_not_retrained(scratch_run, mnist):
+    logdir, config, result, _ = scratch_run
+    result_path = os.path.join(logdir, config.name, "result.json")
+    before = os.stat(result_path).st_mtime_ns
+    lines = []
+    assert experiment.run(config, logdir, log=lines.append, mnist=mnist) == result
+    assert os.stat(result_path).st_mtime_ns == before and lines == []
+
+
+def test_finished_run_with_other_settings_is_refused(scratch_run, mnist):
+    logdir, config, _, _ = scratch_run
+    changed = experiment.Config(**{**config.__dict__, "lr": 0.01})
+    with pytest.raises(experiment.RunError, match="other settings.*lr"):
+        experiment.run(changed, logdir, mnist=mnist)
+
+
+def test_foreign_directory_is_not_overwritten(tmp_path, mnist):
+    config = experiment.Config(mode="scratch", p=0.005, train_samples=100, eval_every=100)
+    foreign = tmp_path / config.name
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(experiment.RunError, match="not a tltransfer run"):
+        experiment.run(config, str(tmp_path), mnist=mnist)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_unfinished_run_is_redone(tmp_path, mnist):
+    config = experiment.Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
+    run_dir = tmp_path / config.name
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "result.json").write_text('{"config": ')  # a write cut short
+    result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    assert result["curve"]["step"] == [100, 200]
+    assert json.loads((run_dir / "result.json").read_text()) == result
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mode", "fozen", "mode 'fozen' is unknown"),
+    ("p", 0.0, "outside"),
+    ("dropout", 1.0, "dropout"),
+    ("train_samples", 150, "multiple of batch_size"),
+    ("eval_every", 250, "multiple of batch_size"),
+    ("train_samples", -100, "positive"),
+])
+def test_config_refuses_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        experiment.Config(**{field: value})
+
+
+def test_source_config_is_shared_across_p_and_mode():
+    a = experiment.Config(mode="frozen", p=0.1, seed=2, dropout=0.5).source()
+    b = experiment.Config(mode="finetune", p=1.0, seed=2, dropout=0.5).source()
+    assert a == b and a.name == "source_drop0.5_seed2"
+    assert np.isclose(a.p, 1.0)

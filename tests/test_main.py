@@ -1,0 +1,39 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tltransfer.main", *args], capture_output=True,
+                          text=True, cwd=cwd or REPO, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode=fozen"], "mode 'fozen' is unknown"),
+    (["--p=1.5"], "p=1.5 is outside (0, 1]"),
+    (["--p=0"], "p=0.0 is outside (0, 1]"),
+    (["--p=abc"], "--p=abc: every value must be a number"),
+    (["--p=0.001"], "no training images"),
+])
+def test_bad_flags_give_one_clear_line(tmp_path, args, message):
+    out = main(*args, f"--logdir={tmp_path}")
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert not any((tmp_path / name / "result.json").exists() for name in os.listdir(tmp_path))
+
+
+def test_main_runs_a_transfer_run_with_its_source(tmp_path):
+    out = main("--p=0.005", "--mode=frozen", "--train_samples=200", "--source_samples=200",
+               "--eval_every=100", f"--logdir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(tmp_path)) == ["frozen_p0.005_drop0_seed0", "source_drop0_seed0"]
+    result = json.loads((tmp_path / "frozen_p0.005_drop0_seed0" / "result.json").read_text())
+    assert result["source_run"] == "source_drop0_seed0"
+    assert "frozen_p0.005_drop0_seed0: final test accuracy" in out.stdout

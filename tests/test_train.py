@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tltransfer import data, experiment, model, train
+
+
+def test_trainable_variables_follow_module_structure():
+    net = model.CNN(4, seed=0)
+    frozen = train.trainable_variables(net, "frozen")
+    assert {id(v) for v in frozen} == {id(v) for v in net.classifier.trainable_variables}
+    for mode in ("source", "scratch", "finetune"):
+        assert len(train.trainable_variables(net, mode)) == 8
+    with pytest.raises(ValueError, match="unknown mode"):
+        train.trainable_variables(net, "fozen")
+
+
+def weights(run_dir):
+    """name -> array of the final weights saved in a run directory."""
+    path = f"{run_dir}/{experiment.WEIGHTS}"
+    return {name: tf.train.load_variable(path, name) for name, _ in tf.train.list_variables(path)
+            if name.startswith("model/")}
+
+
+def split_weights(w):
+    conv = {k: v for k, v in w.items() if "/features/" in k}
+    dense = {k: v for k, v in w.items() if "/classifier/" in k}
+    assert len(conv) == 4 and len(dense) == 4
+    return conv, dense
+
+
+def test_frozen_keeps_source_conv_bits_and_finetune_changes_them(tiny_study):
+    logdir, _ = tiny_study
+    source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
+    frozen_conv, frozen_dense = split_weights(weights(f"{logdir}/frozen_p0.005_drop0_seed0"))
+    tuned_conv, tuned_dense = split_weights(weights(f"{logdir}/finetune_p0.005_drop0_seed0"))
+    untrained = model.CNN(4, seed=0)
+    for name, value in source_conv.items():
+        np.testing.assert_array_equal(frozen_conv[name], value)
+        assert not np.array_equal(tuned_conv[name], value), name
+    initial = {"model/classifier/hidden/w/.ATTRIBUTES/VARIABLE_VALUE": untrained.classifier.hidden.w,
+               "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE": untrained.classifier.logits.w}
+    for name, value in initial.items():
+        assert not np.array_equal(frozen_dense[name], value.numpy()), name
+        assert not np.array_equal(tuned_dense[name], value.numpy()), name
+
+
+def test_transfer_starts_from_source_conv_weights(tiny_study):
+    logdir, _ = tiny_study
+    source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
+    net = model.CNN(4, seed=5)
+    experiment.copy_features(net, f"{logdir}/source_drop0_seed0/{experiment.WEIGHTS}")
+    for layer in ("conv1", "conv2"):
+        for var in ("w", "b"):
+            saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
+            np.testing.assert_array_equal(getattr(getattr(net.features, layer), var).numpy(), saved)
+    fresh = model.CNN(4, seed=5)
+    np.testing.assert_array_equal(net.classifier.hidden.w.numpy(), fresh.classifier.hidden.w.numpy())
+
+
+def test_cached_features_path_matches_the_plain_frozen_path(mnist):
+    """Training the classifier on precomputed features == training the CNN with frozen convs."""
+    task = data.target_task(mnist, 0.005)
+    x, y = data.images_tensor(task.x_train), tf.constant(task.y_train)
+    windows = [w for w, _ in zip(data.index_windows(100, 50, 2, seed=0), range(3))]
+    plain, cached = model.CNN(4, seed=0, dropout=0.5), model.CNN(4, seed=0, dropout=0.5)
+    plain_trainer = train.Trainer(plain, train.trainable_variables(plain, "frozen"), 1e-3, seed=0)
+    cached_trainer = train.Trainer(cached.classifier, cached.classifier.trainable_variables, 1e-3,
+                                   seed=0)
+    features = train.compute_features(cached.features, x)
+    for w in windows:
+        plain_trainer.train_window(x, y, w)
+        cached_trainer.train_window(features, y, w)
+    for a, b in zip(plain.trainable_variables, cached.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(plain.classifier.hidden.w.numpy(),
+                              model.CNN(4, seed=0).classifier.hidden.w.numpy())
+
+
+def test_evaluate_counts_correct_predictions():
+    class Fixed(tf.Module):
+        def __call__(self, x, training=False, seed=None):
+            return tf.one_hot(tf.cast(x[:, 0], tf.int32), 3)
+    labels = tf.constant(np.arange(2500) % 3, tf.int32)
+    guesses = tf.constant(np.where(np.arange(2500) < 2000, np.arange(2500) % 3, 0)[:, None],
+                          tf.float32)
+    trainer = train.Trainer(Fixed(), [tf.Variable(0.0)], 1e-3, seed=0)
+    accuracy, loss = trainer.evaluate(guesses, labels)
+    expected = (2000 + np.sum(np.arange(2000, 2500) % 3 == 0)) / 2500
+    assert accuracy.numpy() == pytest.approx(expected)
+    assert loss.numpy() > 0

@@ -1,0 +1,230 @@
+"""One configuration -> one run directory: transfer weights, train, summaries, result.json.
+
+A run directory holds `config.json`, the TensorBoard events (step = training samples
+processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the model) and
+`result.json`, written last and atomically: it alone says that a run is complete.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from tltransfer import data, model, train
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+WEIGHTS = os.path.join("weights", "final")
+
+
+class RunError(Exception):
+    """A run cannot start or finish; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines one run. Defaults are the study's: they meet the spec's 99%."""
+    mode: str = "finetune"
+    p: float = 1.0
+    dropout: float = 0.0
+    seed: int = 0
+    lr: float = 1e-3
+    batch_size: int = 100
+    train_samples: int = 60_000
+    source_samples: int = 72_000
+    eval_every: int = 1000
+
+    def __post_init__(self):
+        problems = []
+        if self.mode not in train.MODES:
+            problems.append(f"mode {self.mode!r} is unknown; choose from {', '.join(train.MODES)}")
+        if not 0 < self.p <= 1:
+            problems.append(f"p={self.p} is outside (0, 1]; it is the proportion of 6-9 images used")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = the lab's)")
+        if self.lr <= 0:
+            problems.append(f"lr={self.lr} must be positive")
+        if self.batch_size <= 0:
+            problems.append(f"batch_size={self.batch_size} must be positive")
+        for name in ("train_samples", "source_samples", "eval_every"):
+            value = getattr(self, name)
+            if self.batch_size > 0 and (value <= 0 or value % self.batch_size):
+                problems.append(f"{name}={value} must be a positive multiple of "
+                                f"batch_size={self.batch_size}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def samples(self):
+        """This run's budget of training samples."""
+        return self.source_samples if self.mode == "source" else self.train_samples
+
+    @property
+    def name(self):
+        """Run directory name; `source` runs do not depend on p."""
+        tail = f"drop{self.dropout:g}_seed{self.seed}"
+        return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
+
+    def source(self):
+        """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
+        return dataclasses.replace(self, mode="source", p=1.0)
+
+
+def read_json(path):
+    """The parsed file, or None if it is missing or not valid JSON (an unfinished write)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path, obj):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def completed_result(config, logdir):
+    """The run's result if it is complete and was made with this config; None if not done.
+
+    Raises RunError if a complete run under the same name was made with other settings.
+    """
+    run_dir = os.path.join(logdir, config.name)
+    result = read_json(os.path.join(run_dir, RESULT_FILE))
+    if not isinstance(result, dict) or "config" not in result:
+        return None
+    if result["config"] != dataclasses.asdict(config):
+        different = sorted(k for k, v in dataclasses.asdict(config).items()
+                           if result["config"].get(k) != v)
+        raise RunError(
+            f"{run_dir} holds a finished run with other settings ({', '.join(different)}); "
+            "use another --logdir or delete that run directory")
+    return result
+
+
+def prepare_run_dir(run_dir):
+    """An empty run directory. Leftovers of an unfinished run of ours are removed."""
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+            raise RunError(f"{run_dir} exists and is not a tltransfer run directory; "
+                           "move it away or choose another --logdir")
+        shutil.rmtree(run_dir)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create run directory {run_dir}: {e.strerror}; "
+                       "choose a writable --logdir") from e
+
+
+def load_task(config, mnist):
+    if config.mode == "source":
+        return data.source_task(mnist)
+    return data.target_task(mnist, config.p)
+
+
+def copy_features(target, source_weights):
+    """Restores `target.features` from a saved source CNN's checkpoint."""
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(features=target.features))
+    try:
+        ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+        raise RunError(f"cannot read the source net's weights {source_weights} ({type(e).__name__}); "
+                       "delete its run directory so that it is trained again") from e
+
+
+def hparams(config, task):
+    return {"mode": config.mode, "p": config.p, "n_train": len(task.y_train),
+            "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
+            "batch_size": config.batch_size, "train_samples": config.samples}
+
+
+def run(config, logdir, log=print, mnist=None):
+    """Makes sure the run of `config` is complete under `logdir`; returns its result dict.
+
+    A complete run is returned as it is. frozen/finetune runs first make sure their source net
+    exists (training it if needed). `log` receives progress lines.
+    """
+    result = completed_result(config, logdir)
+    if result is not None:
+        return result
+    mnist = mnist if mnist is not None else data.load_mnist()
+    task = load_task(config, mnist)
+    source_dir = None
+    if config.mode in train.TRANSFER_MODES:
+        source_config = config.source()
+        run(source_config, logdir, log, mnist)
+        source_dir = os.path.join(logdir, source_config.name)
+
+    run_dir = os.path.join(logdir, config.name)
+    prepare_run_dir(run_dir)
+    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
+        "config": dataclasses.asdict(config), "run": config.name,
+        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
+        "data_sha256": data.MNIST_SHA256})
+
+    net = model.CNN(task.num_classes, config.seed, config.dropout)
+    if source_dir is not None:
+        copy_features(net, os.path.join(source_dir, WEIGHTS))
+    curve = fit(config, task, net, run_dir, log)
+
+    tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
+    result = {
+        "config": dataclasses.asdict(config), "run": config.name, "n_train": len(task.y_train),
+        "n_test": len(task.y_test), "source_run": config.source().name if source_dir else None,
+        "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
+        "curve": curve}
+    write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+    return result
+
+
+def fit(config, task, net, run_dir, log):
+    """Trains `net` on `task` for the config's budget; returns the test curve."""
+    train_x, test_x = data.images_tensor(task.x_train), data.images_tensor(task.x_test)
+    train_y, test_y = tf.constant(task.y_train), tf.constant(task.y_test)
+    variables = train.trainable_variables(net, config.mode)
+    if config.mode == "frozen":
+        # The features never change: compute them once and train the classifier on them.
+        train_x = train.compute_features(net.features, train_x)
+        test_x = train.compute_features(net.features, test_x)
+        trainer = train.Trainer(net.classifier, variables, config.lr, config.seed)
+    else:
+        trainer = train.Trainer(net, variables, config.lr, config.seed)
+
+    steps_per_window = config.eval_every // config.batch_size
+    windows = iter(data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
+                                      config.seed))
+    curve = {"step": [], "test_accuracy": [], "test_loss": []}
+    writer = tf.summary.create_file_writer(run_dir)
+    samples, start, next_report = 0, time.perf_counter(), 0
+    log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
+        f"{config.samples} samples")
+    with writer.as_default():
+        hp.hparams(hparams(config, task), trial_id=config.name)
+        while samples < config.samples:
+            steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
+            train_loss, train_acc = trainer.train_window(train_x, train_y, next(windows)[:steps])
+            samples += steps * config.batch_size
+            test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
+            for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
+                               ("train/accuracy", float(train_acc)),
+                               ("train/loss", float(train_loss))):
+                tf.summary.scalar(tag, value, step=samples)
+            curve["step"].append(samples)
+            curve["test_accuracy"].append(test_acc)
+            curve["test_loss"].append(test_loss)
+            if samples >= next_report or samples == config.samples:
+                rate = samples / max(time.perf_counter() - start, 1e-9)
+                log(f"{config.name}: {samples:>7}/{config.samples} samples  "
+                    f"test accuracy {100 * test_acc:6.2f}%  {rate:,.0f} samples/s")
+                next_report = samples + max(config.samples // 10, config.eval_every)
+    writer.close()
+    return curve

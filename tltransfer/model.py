@@ -1,0 +1,95 @@
+"""The lab's CNN as tf.Modules: features (conv, conv, pool) + classifier (dense 128, logits).
+
+Variables are explicit and initialised as Keras does (Glorot-uniform kernels, zero biases), from
+stateless seeds, so a (seed, shape) pair always gives the same network.
+"""
+
+import math
+
+import tensorflow as tf
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def glorot_uniform(shape, fan_in, fan_out, seed):
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return tf.random.stateless_uniform(shape, seed=seed, minval=-limit, maxval=limit)
+
+
+class Conv2D(tf.Module):
+    """3x3-style convolution, stride 1, 'valid' padding, ReLU."""
+
+    def __init__(self, in_channels, filters, kernel_size, seed, name=None):
+        super().__init__(name=name)
+        shape = (kernel_size, kernel_size, in_channels, filters)
+        area = kernel_size * kernel_size
+        self.w = tf.Variable(glorot_uniform(shape, area * in_channels, area * filters, seed),
+                             name="w")
+        self.b = tf.Variable(tf.zeros([filters]), name="b")
+
+    def __call__(self, x):
+        w = tf.cast(self.w, x.dtype)
+        b = tf.cast(self.b, x.dtype)
+        return tf.nn.relu(tf.nn.conv2d(x, w, strides=1, padding="VALID") + b)
+
+
+class Dense(tf.Module):
+    def __init__(self, in_features, out_features, seed, name=None):
+        super().__init__(name=name)
+        self.w = tf.Variable(
+            glorot_uniform((in_features, out_features), in_features, out_features, seed),
+            name="w")
+        self.b = tf.Variable(tf.zeros([out_features]), name="b")
+
+    def __call__(self, x):
+        return tf.matmul(x, tf.cast(self.w, x.dtype)) + tf.cast(self.b, x.dtype)
+
+
+class Features(tf.Module):
+    """Layers 1-3: conv 32 3x3 ReLU, conv 32 3x3 ReLU, max-pool 2x2; flattened output."""
+
+    def __init__(self, seed, filters=32, name=None):
+        super().__init__(name=name)
+        self.conv1 = Conv2D(IMAGE_SHAPE[-1], filters, 3, seed=[seed, 1], name="conv1")
+        self.conv2 = Conv2D(filters, filters, 3, seed=[seed, 2], name="conv2")
+        side = (IMAGE_SHAPE[0] - 4) // 2
+        self.output_size = side * side * filters
+
+    def __call__(self, images):
+        x = self.conv2(self.conv1(images))
+        x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+        return tf.reshape(x, [-1, self.output_size])
+
+
+class Classifier(tf.Module):
+    """Layers 4-5: dense 128 ReLU, dense logits; dropout on the inputs of both when training."""
+
+    def __init__(self, in_features, num_classes, seed, dropout=0.0, hidden=128, name=None):
+        super().__init__(name=name)
+        self.dropout = float(dropout)
+        self.hidden = Dense(in_features, hidden, seed=[seed, 4], name="dense1")
+        self.logits = Dense(hidden, num_classes, seed=[seed, 5], name="dense2")
+
+    def _drop(self, x, training, seed, layer):
+        if not training or self.dropout == 0.0:
+            return x
+        return tf.nn.experimental.stateless_dropout(
+            x, rate=self.dropout, seed=tf.random.experimental.stateless_fold_in(seed, layer))
+
+    def __call__(self, features, training=False, seed=None):
+        """`seed` (shape [2] int) is required when training with dropout; it picks the masks."""
+        x = self._drop(features, training, seed, 4)
+        x = tf.nn.relu(self.hidden(x))
+        x = self._drop(x, training, seed, 5)
+        return self.logits(x)
+
+
+class CNN(tf.Module):
+    def __init__(self, num_classes, seed, dropout=0.0, name=None):
+        super().__init__(name=name)
+        self.features = Features(seed, name="features")
+        self.classifier = Classifier(self.features.output_size, num_classes, seed,
+                                     dropout=dropout, name="classifier")
+
+    def __call__(self, images, training=False, seed=None):
+        return self.classifier(self.features(images), training=training, seed=seed)

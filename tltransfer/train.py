@@ -1,0 +1,90 @@
+"""Which variables train in each mode, and the compiled training window and evaluation."""
+
+import tensorflow as tf
+
+MODES = ("source", "scratch", "frozen", "finetune")
+TRANSFER_MODES = ("frozen", "finetune")
+EVAL_CHUNK = 1000  # test images per forward pass: large enough to be fast, small in memory
+
+
+def trainable_variables(model, mode):
+    """The variables the optimizer sees, chosen from the module structure, never by name."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode == "frozen":
+        return model.classifier.trainable_variables
+    return model.trainable_variables
+
+
+def cross_entropy(logits, labels):
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=tf.cast(logits, tf.float32)))
+
+
+def count_correct(logits, labels):
+    predicted = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+    return tf.reduce_sum(tf.cast(predicted == labels, tf.int32))
+
+
+class Trainer:
+    """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
+
+    `net(inputs, training, seed)` returns logits. It is the whole CNN on images, or only its
+    classifier on precomputed features when the features are frozen. Dropout masks are a
+    stateless function of (seed, step), so the step counter is all the state a resume needs.
+    """
+
+    def __init__(self, net, variables, learning_rate, seed):
+        self.net = net
+        self.variables = tuple(variables)
+        self.seed = int(seed)
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate)
+        # Slots must exist before a checkpoint restore and outside the compiled function.
+        self.optimizer.build(self.variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.train_window = tf.function(self._train_window)
+        self.evaluate = tf.function(self._evaluate)
+
+    def _train_window(self, inputs, labels, windows):
+        """Runs one step per row of `windows` (int32 [steps, batch] indices into inputs).
+
+        Returns the window's mean training loss and accuracy.
+        """
+        loss_sum = tf.constant(0.0)
+        correct = tf.constant(0)
+        for batch in windows:
+            x = tf.gather(inputs, batch)
+            y = tf.gather(labels, batch)
+            seed = tf.stack([tf.constant(self.seed, tf.int64), self.step])
+            with tf.GradientTape() as tape:
+                logits = self.net(x, training=True, seed=seed)
+                loss = cross_entropy(logits, y)
+            grads = tape.gradient(loss, self.variables)
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            self.step.assign_add(1)
+            loss_sum += loss
+            correct += count_correct(logits, y)
+        steps = tf.shape(windows)[0]
+        return (loss_sum / tf.cast(steps, tf.float32),
+                tf.cast(correct, tf.float32) / tf.cast(tf.size(windows), tf.float32))
+
+    def _evaluate(self, inputs, labels):
+        """Accuracy and mean loss of the net on all of `inputs`, in chunks."""
+        n = tf.shape(inputs)[0]
+        loss_sum = tf.constant(0.0)
+        correct = tf.constant(0)
+        for start in tf.range(0, n, EVAL_CHUNK):
+            logits = self.net(inputs[start:start + EVAL_CHUNK], training=False)
+            y = labels[start:start + EVAL_CHUNK]
+            loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=y, logits=tf.cast(logits, tf.float32)))
+            correct += count_correct(logits, y)
+        n = tf.cast(n, tf.float32)
+        return tf.cast(correct, tf.float32) / n, loss_sum / n
+
+
+def compute_features(features, images):
+    """Runs the feature extractor once over `images`, in chunks; returns float32 [n, d]."""
+    extract = tf.function(features)
+    return tf.concat([extract(images[i:i + EVAL_CHUNK])
+                      for i in range(0, int(images.shape[0]), EVAL_CHUNK)], axis=0)

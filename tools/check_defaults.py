@@ -1,0 +1,45 @@
+"""Do the default budgets meet the spec? Trains (or reuses) the 0-5 net and the 6-9 scratch net
+at p = 1.0 for a few seeds with the default Config and prints their final test accuracies.
+
+    python tools/check_defaults.py --logdir=logs --seeds=3
+
+The runs land under --logdir with the same names the study uses, so the study reuses them.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("logdir", "logs", "Log root to train into (or reuse runs from).")
+flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1.")
+flags.DEFINE_float("target", 0.99, "Accuracy the spec expects at p = 1.0.")
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    from tltransfer import experiment
+    tf.config.experimental.enable_op_determinism()
+    defaults = experiment.Config()
+    print(f"defaults: lr={defaults.lr} batch={defaults.batch_size} "
+          f"source_samples={defaults.source_samples} train_samples={defaults.train_samples}")
+    rows = []
+    for label, mode in (("0-5 source net", "source"), ("6-9 scratch net, p=1.0", "scratch")):
+        accuracies = []
+        for seed in range(FLAGS.seeds):
+            config = experiment.Config(mode=mode, p=1.0, seed=seed)
+            accuracies.append(experiment.run(config, FLAGS.logdir)["test_accuracy"])
+        rows.append((label, accuracies))
+    print(f"\n{'network':<24}{'per seed':<28}{'mean':>8}  >= {100 * FLAGS.target:g}%")
+    for label, accuracies in rows:
+        mean = float(np.mean(accuracies))
+        per_seed = " ".join(f"{100 * a:.2f}" for a in accuracies)
+        print(f"{label:<24}{per_seed:<28}{100 * mean:>7.2f}%  {'yes' if mean >= FLAGS.target else 'NO'}")
+
+
+if __name__ == "__main__":
+    app.run(main)
