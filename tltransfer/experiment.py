@@ -22,6 +22,9 @@ RESULT_FILE = "result.json"
 WEIGHTS = os.path.join("weights", "final")
 
 
+LR_SCHEDULES = ("cosine", "constant")
+
+
 class RunError(Exception):
     """A run cannot start or finish; the message says why and what to do."""
 
@@ -34,9 +37,10 @@ class Config:
     dropout: float = 0.0
     seed: int = 0
     lr: float = 1e-3
+    lr_schedule: str = "cosine"
     batch_size: int = 100
     train_samples: int = 60_000
-    source_samples: int = 72_000
+    source_samples: int = 60_000
     eval_every: int = 1000
 
     def __post_init__(self):
@@ -49,6 +53,9 @@ class Config:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = the lab's)")
         if self.lr <= 0:
             problems.append(f"lr={self.lr} must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule {self.lr_schedule!r} is unknown; choose from "
+                            f"{', '.join(LR_SCHEDULES)}")
         if self.batch_size <= 0:
             problems.append(f"batch_size={self.batch_size} must be positive")
         for name in ("train_samples", "source_samples", "eval_every"):
@@ -69,6 +76,12 @@ class Config:
         """Run directory name; `source` runs do not depend on p."""
         tail = f"drop{self.dropout:g}_seed{self.seed}"
         return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
+
+    def learning_rate(self):
+        """Adam's learning rate: constant, or cosine-decayed to 0 over the run's budget."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return tf.keras.optimizers.schedules.CosineDecay(self.lr, self.samples // self.batch_size)
 
     def source(self):
         """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
@@ -144,6 +157,7 @@ def copy_features(target, source_weights):
 def hparams(config, task):
     return {"mode": config.mode, "p": config.p, "n_train": len(task.y_train),
             "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
+            "lr_schedule": config.lr_schedule,
             "batch_size": config.batch_size, "train_samples": config.samples}
 
 
@@ -195,9 +209,9 @@ def fit(config, task, net, run_dir, log):
         # The features never change: compute them once and train the classifier on them.
         train_x = train.compute_features(net.features, train_x)
         test_x = train.compute_features(net.features, test_x)
-        trainer = train.Trainer(net.classifier, variables, config.lr, config.seed)
+        trainer = train.Trainer(net.classifier, variables, config.learning_rate(), config.seed)
     else:
-        trainer = train.Trainer(net, variables, config.lr, config.seed)
+        trainer = train.Trainer(net, variables, config.learning_rate(), config.seed)
 
     steps_per_window = config.eval_every // config.batch_size
     windows = iter(data.index_windows(len(task.y_train), config.batch_size, steps_per_window,

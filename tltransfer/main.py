@@ -1,33 +1,44 @@
-"""Train transfer-learning runs: python -m tltransfer.main --p=0.1 --mode=finetune
+"""Train a transfer-learning study: python -m tltransfer.main --p=0.1 --mode=finetune
 
-Flags that take comma-separated lists make a grid: every combination is one run. The 0-5
-source net that frozen and finetune runs copy their convolutional layers from is trained first
-when it is not already complete under --logdir (one per seed and dropout, shared).
+Flags that take comma-separated lists make a grid: every combination is one run. With no flags
+at all this is the lab's whole study (3 modes x 4 proportions x 2 dropout rates x 3 seeds).
+The 0-5 source net that frozen and finetune runs copy their convolutional layers from is
+trained first when it is not already complete under --logdir (one per seed and dropout,
+shared). Complete runs are skipped, so running the same command again finishes what is missing.
+Flagfiles for the assignments are in flags/: --flagfile=flags/assignment1.cfg
 """
 
+import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("mode", ["finetune"],
+flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
                   "Modes to run: scratch (random init), frozen (conv layers copied from the 0-5 "
-                  "net and not trained), finetune (copied and trained), source (the 0-5 net).")
-flags.DEFINE_list("p", ["1.0"], "Proportions of the 6-9 training images, each in (0, 1]; the "
-                  "first 100*floor(floor(p*23983)/100) images are used (0.005 -> 100, 1.0 -> 23900).")
-flags.DEFINE_list("dropout", ["0"], "Dropout rates on the inputs of layers 4 and 5 while "
+                  "net and not trained), finetune (copied and trained), source (the 0-5 net "
+                  "alone).")
+flags.DEFINE_list("p", ["0.005", "0.01", "0.1", "1.0"],
+                  "Proportions of the 6-9 training images, each in (0, 1]; the first "
+                  "100*floor(floor(p*23983)/100) images are used (0.005 -> 100, 1.0 -> 23900).")
+flags.DEFINE_list("dropout", ["0", "0.5"], "Dropout rates on the inputs of layers 4 and 5 while "
                   "training; 0 = off, 0.5 = the lab's.")
-flags.DEFINE_list("seed", ["0"], "Seeds; each gives its own initialisation, batch order and "
-                  "dropout masks, and its own source net.")
-flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("seeds", 3, "Run seeds 0..N-1 (ignored when --seed is given).")
+flags.DEFINE_list("seed", None, "Explicit seeds, e.g. --seed=0,5. Each seed gives its own "
+                  "initialisation, batch order, dropout masks and source net.")
+flags.DEFINE_float("lr", 1e-3, "Adam's (initial) learning rate.")
+flags.DEFINE_string("lr_schedule", "cosine",
+                    "cosine: decay the learning rate to 0 over each run's budget (steadier final "
+                    "accuracy); constant: keep --lr throughout.")
 flags.DEFINE_integer("batch_size", 100, "Training batch size.")
 flags.DEFINE_integer("train_samples", 60_000,
                      "Training samples (not steps) for each 6-9 run, whatever p is, so that "
                      "all curves share one axis.")
-flags.DEFINE_integer("source_samples", 72_000, "Training samples for each 0-5 source net.")
+flags.DEFINE_integer("source_samples", 60_000, "Training samples for each 0-5 source net.")
 flags.DEFINE_integer("eval_every", 1000,
                      "Evaluate on the whole test set every this many training samples.")
 flags.DEFINE_string("logdir", "logs", "Log root: one run directory per configuration; point "
@@ -35,6 +46,8 @@ flags.DEFINE_string("logdir", "logs", "Log root: one run directory per configura
 flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
                   "Costs nothing measurable on CPU.")
+
+STUDY_LOG = "studies.jsonl"
 
 
 def parse_list(name, values, kind):
@@ -45,25 +58,50 @@ def parse_list(name, values, kind):
                          f"{'an integer' if kind is int else 'a number'}") from None
 
 
+def seeds_from_flags():
+    if FLAGS.seed is not None:
+        if FLAGS["seeds"].present:
+            raise ValueError("--seed and --seeds both given; use one (--seeds=3 means --seed=0,1,2)")
+        return parse_list("seed", FLAGS.seed, int)
+    if FLAGS.seeds <= 0:
+        raise ValueError(f"--seeds={FLAGS.seeds} must be at least 1")
+    return list(range(FLAGS.seeds))
+
+
 def configs_from_flags():
     """Every combination of the list flags, as validated Configs."""
     from tltransfer.experiment import Config
-    grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, lr=FLAGS.lr,
-                   batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples,
-                   source_samples=FLAGS.source_samples, eval_every=FLAGS.eval_every)
+    settings = dict(lr=FLAGS.lr, lr_schedule=FLAGS.lr_schedule, batch_size=FLAGS.batch_size,
+                    train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
+                    eval_every=FLAGS.eval_every)
+    grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, **settings)
             for mode in FLAGS.mode
             for p in parse_list("p", FLAGS.p, float)
             for dropout in parse_list("dropout", FLAGS.dropout, float)
-            for seed in parse_list("seed", FLAGS.seed, int)]
-    unique = list(dict.fromkeys(c if c.mode != "source" else c.source() for c in grid))
-    return unique
+            for seed in seeds_from_flags()]
+    return list(dict.fromkeys(c.source() if c.mode == "source" else c for c in grid))
+
+
+def record_invocation(logdir):
+    """Appends this command line to the log root's history, for the report's provenance."""
+    import numpy as np
+    import tensorflow as tf
+    os.makedirs(logdir, exist_ok=True)
+    entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+                          "numpy": np.__version__}}
+    with open(os.path.join(logdir, STUDY_LOG), "a") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}; all settings are flags")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
     import tensorflow as tf
-    from tltransfer import data, experiment
+    from tltransfer import data, experiment, study
+    start = time.perf_counter()
     try:
         configs = configs_from_flags()
         mnist = data.load_mnist()
@@ -71,13 +109,19 @@ def main(argv):
             experiment.load_task(config, mnist)
         if FLAGS.deterministic:
             tf.config.experimental.enable_op_determinism()
-        for config in configs:
-            result = experiment.run(config, FLAGS.logdir, log=lambda line: print(line, flush=True),
-                                    mnist=mnist)
-            print(f"{config.name}: final test accuracy {100 * result['test_accuracy']:.2f}% "
-                  f"-> {os.path.join(FLAGS.logdir, config.name)}", flush=True)
+        try:
+            record_invocation(FLAGS.logdir)
+        except OSError as e:
+            raise experiment.RunError(f"cannot write to --logdir={FLAGS.logdir} ({e.strerror}); "
+                                      "choose a writable directory") from e
+        results = study.run_all(configs, FLAGS.logdir, log=lambda line: print(line, flush=True),
+                                mnist=mnist)
     except (ValueError, experiment.RunError, data.DataError) as e:
         sys.exit(f"error: {e}")
+    print(f"\n{study.summary({c: results[c] for c in configs})}")
+    print(f"\n{len(results)} runs complete under {FLAGS.logdir} after "
+          f"{study.duration(time.perf_counter() - start)}; see them with "
+          f"`tensorboard --logdir={FLAGS.logdir}`")
 
 
 if __name__ == "__main__":

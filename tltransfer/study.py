@@ -1,0 +1,108 @@
+"""A grid of runs: the order they train in, progress with an ETA, and the closing summary."""
+
+import collections
+import time
+
+import numpy as np
+
+from tltransfer import experiment, train
+
+
+def plan(configs):
+    """Runs to make, each source net right before the first run that needs it, no repeats.
+
+    Seed-major order, so that an interrupted study already holds whole seeds.
+    """
+    ordered = sorted(configs, key=lambda c: (c.seed, c.dropout, c.mode == "source", c.p,
+                                             train.MODES.index(c.mode)))
+    runs = []
+    for config in ordered:
+        if config.mode in train.TRANSFER_MODES:
+            runs.append(config.source())
+        runs.append(config)
+    return list(dict.fromkeys(runs))
+
+
+class Clock:
+    """Estimates the time left from the seconds per trained sample seen so far, per mode."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.seconds = collections.Counter()
+        self.samples = collections.Counter()
+
+    def record(self, config, seconds):
+        self.seconds[config.mode] += seconds
+        self.samples[config.mode] += config.samples
+
+    def left(self, remaining):
+        if not self.samples:
+            return None
+        overall = sum(self.seconds.values()) / sum(self.samples.values())
+        return sum(c.samples * (self.seconds[c.mode] / self.samples[c.mode]
+                                if self.samples[c.mode] else overall) for c in remaining)
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+
+def duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_all(configs, logdir, log=print, mnist=None):
+    """Makes every run of the grid complete under `logdir`; returns {config: result}.
+
+    Complete runs are reused, so calling this again trains only what is missing.
+    """
+    runs = plan(configs)
+    # Reading every result first also refuses a clashing log root before any training.
+    results = {c: experiment.completed_result(c, logdir) for c in runs}
+    todo = [c for c in runs if results[c] is None]
+    log(f"{len(runs)} runs: {len(runs) - len(todo)} already complete, {len(todo)} to train "
+        f"under {logdir}")
+    clock = Clock()
+    for k, config in enumerate(todo):
+        estimate = clock.left(todo[k:])  # None until a first run has been timed
+        started = time.perf_counter()
+
+        def progress(line):
+            eta = ""
+            if estimate is not None:
+                eta = f", ~{duration(max(estimate - (time.perf_counter() - started), 0))} left"
+            log(f"[run {k + 1}/{len(todo)} {duration(clock.elapsed())}{eta}] {line}")
+
+        results[config] = experiment.run(config, logdir, log=progress, mnist=mnist)
+        clock.record(config, time.perf_counter() - started)
+    return results
+
+
+def summary(results):
+    """A one-screen table: mean final test accuracy (± std, n seeds) per p, dropout and mode."""
+    groups = collections.defaultdict(list)
+    for config, result in results.items():
+        groups[(config.mode, config.p, config.dropout)].append(result["test_accuracy"])
+    modes = [m for m in train.MODES if any(k[0] == m for k in groups)]
+    rows = sorted({(p, d) for (m, p, d) in groups if m != "source"})
+    cell = 22
+
+    def fmt(values):
+        if not values:
+            return "-"
+        std = f" ± {100 * np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+        return f"{100 * np.mean(values):.2f}{std} (n={len(values)})"
+
+    lines = ["final test accuracy, % (mean ± std over seeds)"]
+    target_modes = [m for m in modes if m != "source"]
+    if target_modes:
+        lines.append(f"{'p':>7} {'dropout':>7}  " + "".join(f"{m:<{cell}}" for m in target_modes))
+        for p, d in rows:
+            lines.append(f"{p:>7g} {d:>7g}  " + "".join(
+                f"{fmt(groups.get((m, p, d), [])):<{cell}}" for m in target_modes))
+    for (m, p, d), values in sorted(groups.items()):
+        if m == "source":
+            lines.append(f"0-5 source net, dropout {d:g}: {fmt(values)}")
+    return "\n".join(lines)
