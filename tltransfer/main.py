@@ -47,9 +47,6 @@ flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
                   "Costs nothing measurable on CPU.")
 
-STUDY_LOG = "studies.jsonl"
-
-
 def parse_list(name, values, kind):
     try:
         return [kind(v) for v in values]
@@ -90,7 +87,8 @@ def record_invocation(logdir):
     entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
              "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
                           "numpy": np.__version__}}
-    with open(os.path.join(logdir, STUDY_LOG), "a") as f:
+    from tltransfer import study
+    with open(os.path.join(logdir, study.INVOCATIONS), "a") as f:
         f.write(json.dumps(entry) + "\n")
 
 

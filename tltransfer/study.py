@@ -7,6 +7,8 @@ import numpy as np
 
 from tltransfer import experiment, train
 
+INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
+
 
 def plan(configs):
     """Runs to make, each source net right before the first run that needs it, no repeats.

@@ -1,0 +1,124 @@
+"""The grid through main: skipping complete runs, redoing missing ones, export to CSV."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tltransfer import experiment, study
+from tools import export_csv
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The smoke flagfile, narrowed to 2 target runs + their source net to stay fast.
+SMOKE = ["--flagfile=flags/smoke.cfg", "--p=0.005", "--dropout=0", "--mode=scratch,frozen",
+         "--train_samples=300", "--source_samples=200"]
+RUNS = ["frozen_p0.005_drop0_seed0", "scratch_p0.005_drop0_seed0", "source_drop0_seed0"]
+
+
+def main(logdir, *args):
+    out = subprocess.run([sys.executable, "-m", "tltransfer.main", *SMOKE, f"--logdir={logdir}",
+                          *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def mtimes(logdir):
+    return {name: os.stat(os.path.join(logdir, name, "result.json")).st_mtime_ns for name in RUNS}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("smoke"))
+    return logdir, main(logdir)
+
+
+def test_grid_trains_each_run_once_with_progress(smoke):
+    logdir, stdout = smoke
+    assert sorted(n for n in os.listdir(logdir) if n != study.INVOCATIONS) == RUNS
+    assert "3 runs: 0 already complete, 3 to train" in stdout
+    assert "[run 3/3" in stdout and "left]" in stdout  # an ETA once a run has been timed
+    assert "final test accuracy" in stdout and "scratch" in stdout.split("final test accuracy")[1]
+
+
+def test_second_invocation_trains_nothing_and_a_deleted_result_is_redone(smoke):
+    logdir, _ = smoke
+    before = mtimes(logdir)
+    assert "0 to train" in main(logdir)
+    assert mtimes(logdir) == before
+    os.remove(os.path.join(logdir, "scratch_p0.005_drop0_seed0", "result.json"))
+    stdout = main(logdir)
+    assert "1 to train" in stdout and "scratch_p0.005_drop0_seed0" in stdout
+    after = mtimes(logdir)
+    changed = [name for name in RUNS if after[name] != before[name]]
+    assert changed == ["scratch_p0.005_drop0_seed0"]
+
+
+def test_export_writes_one_row_per_run_tag_step(smoke, tmp_path):
+    logdir, _ = smoke
+    out = tmp_path / "results.csv"
+    runs, count, incomplete = export_csv.export(logdir, str(out))
+    assert (runs, incomplete) == (3, [])
+    with open(out) as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == export_csv.COLUMNS and len(table) == count
+    keys = [(r["run"], r["tag"], int(r["step"])) for r in table]
+    assert len(set(keys)) == len(keys)
+    for name in RUNS:
+        result = json.loads(open(os.path.join(logdir, name, "result.json")).read())
+        mine = [r for r in table if r["run"] == name]
+        assert {r["tag"] for r in mine} == {"test/accuracy", "test/loss", "train/accuracy",
+                                            "train/loss"}
+        accuracy = [r for r in mine if r["tag"] == "test/accuracy"]
+        assert [int(r["step"]) for r in accuracy] == result["curve"]["step"]
+        assert [float(r["value"]) for r in accuracy] == result["curve"]["test_accuracy"]
+        assert {r["mode"] for r in mine} == {result["config"]["mode"]}
+        assert {int(r["n_train"]) for r in mine} == {result["n_train"]}
+    with open(tmp_path / "results_meta.json") as f:
+        meta = json.load(f)
+    assert meta["flagfiles"] == ["flags/smoke.cfg"]
+    assert any("--mode=scratch,frozen" in c for c in meta["commands"])
+    assert meta["versions"]["tensorflow"]
+
+
+def test_export_is_deterministic_and_leaves_out_incomplete_runs(smoke, tmp_path):
+    logdir, _ = smoke
+    export_csv.export(logdir, str(tmp_path / "a.csv"))
+    unfinished = os.path.join(logdir, "scratch_p0.5_drop0_seed0")
+    os.makedirs(unfinished)
+    with open(os.path.join(unfinished, experiment.CONFIG_FILE), "w") as f:
+        f.write("{}")
+    try:
+        runs, _, incomplete = export_csv.export(logdir, str(tmp_path / "b.csv"))
+    finally:
+        os.remove(os.path.join(unfinished, experiment.CONFIG_FILE))
+        os.rmdir(unfinished)
+    assert runs == 3 and incomplete == ["scratch_p0.5_drop0_seed0"]
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+@pytest.mark.parametrize("setup, message", [("missing", "does not exist"),
+                                            ("empty", "no complete runs")])
+def test_export_refuses_a_log_root_without_runs(tmp_path, setup, message):
+    logdir = tmp_path / "logs"
+    if setup == "empty":
+        logdir.mkdir()
+    out = subprocess.run([sys.executable, "tools/export_csv.py", f"--logdir={logdir}",
+                          f"--out={tmp_path / 'r.csv'}"], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in out.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_plan_puts_each_source_before_its_first_use_once():
+    configs = [experiment.Config(mode=m, p=p, seed=s)
+               for s in (1, 0) for p in (0.1, 0.01) for m in ("finetune", "scratch", "frozen")]
+    names = [c.name for c in study.plan(configs)]
+    assert len(names) == len(set(names)) == 14
+    assert names[:4] == ["scratch_p0.01_drop0_seed0", "source_drop0_seed0",
+                         "frozen_p0.01_drop0_seed0", "finetune_p0.01_drop0_seed0"]
+    assert names.index("source_drop0_seed1") < names.index("frozen_p0.01_drop0_seed1")

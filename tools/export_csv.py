@@ -1,0 +1,150 @@
+"""TensorBoard events of a study -> tidy CSV for the report.
+
+    python tools/export_csv.py --logdir=logs --out=results.csv
+
+Reads every complete run directly under --logdir (a valid result.json marks it complete) and
+writes, deterministically ordered:
+  results.csv        one row per (run, tag, step): the run's settings, tag, step, value
+  results_runs.csv   one row per run: its settings and final test accuracy and loss
+  results_meta.json  the commands that made the runs, package versions and the data hash
+"""
+
+import csv
+import glob
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
+flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
+                    "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
+
+SETTINGS = ["run", "mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
+            "train_samples"]
+COLUMNS = SETTINGS + ["tag", "step", "value"]
+RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
+
+
+class ExportError(Exception):
+    pass
+
+
+def read_scalars(run_dir):
+    """{tag: {step: value}} of every scalar summary in the run's event files.
+
+    TF2 summaries are tensors. A step written twice (a resumed run) keeps its last value.
+    """
+    import tensorflow as tf
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "scalars":
+                    continue
+                scalars.setdefault(value.tag, {})[event.step] = float(
+                    tf.make_ndarray(value.tensor))
+    return scalars
+
+
+def find_runs(logdir):
+    """(complete, incomplete): result dicts of complete runs and names of the others."""
+    from tltransfer import experiment
+    complete, incomplete = [], []
+    for name in sorted(os.listdir(logdir)):
+        run_dir = os.path.join(logdir, name)
+        if not os.path.isfile(os.path.join(run_dir, experiment.CONFIG_FILE)):
+            continue
+        result = experiment.read_json(os.path.join(run_dir, experiment.RESULT_FILE))
+        if isinstance(result, dict) and "config" in result:
+            complete.append(result)
+        else:
+            incomplete.append(name)
+    return complete, incomplete
+
+
+def settings(result):
+    config = result["config"]
+    row = {key: config[key] for key in SETTINGS if key in config}
+    budget = "source_samples" if config["mode"] == "source" else "train_samples"
+    row.update(run=result["run"], n_train=result["n_train"], train_samples=config[budget])
+    return row
+
+
+def rows(logdir, results):
+    for result in results:
+        base = settings(result)
+        for tag, points in sorted(read_scalars(os.path.join(logdir, result["run"])).items()):
+            for step in sorted(points):
+                yield {**base, "tag": tag, "step": step, "value": repr(points[step])}
+
+
+def meta(logdir, results):
+    from tltransfer import experiment, study
+    commands, flagfiles, versions, hashes = [], set(), {}, set()
+    history = os.path.join(logdir, study.INVOCATIONS)
+    if os.path.isfile(history):
+        with open(history) as f:
+            for line in f:
+                args = json.loads(line)["argv"][1:]
+                commands.append(" ".join(["python -m tltransfer.main", *args]))
+                flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
+    for result in results:
+        config = experiment.read_json(os.path.join(logdir, result["run"], experiment.CONFIG_FILE))
+        versions.update(config.get("versions", {}))
+        hashes.add(config.get("data_sha256"))
+    return {"logdir": os.path.abspath(logdir), "commands": list(dict.fromkeys(commands)),
+            "flagfiles": sorted(flagfiles), "versions": versions,
+            "data_sha256": sorted(h for h in hashes if h)}
+
+
+def write_csv(path, columns, records):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    os.replace(tmp, path)
+
+
+def export(logdir, out):
+    """Writes the three files; returns (number of runs, number of rows, incomplete run names)."""
+    if not os.path.isdir(logdir):
+        raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
+                          "that tltransfer.main wrote")
+    results, incomplete = find_runs(logdir)
+    if not results:
+        raise ExportError(f"no complete runs under {logdir} ({len(incomplete)} incomplete); "
+                          "run `python -m tltransfer.main` (again) to finish them")
+    stem = os.path.splitext(out)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tidy = list(rows(logdir, results))
+    write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
+              [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
+                "test_loss": repr(r["test_loss"])} for r in results])
+    tmp = f"{stem}_meta.json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta(logdir, results), f, indent=1, sort_keys=True)
+    os.replace(tmp, f"{stem}_meta.json")
+    write_csv(out, COLUMNS, tidy)  # last: the file the report reads
+    return len(results), len(tidy), incomplete
+
+
+def main(argv):
+    del argv
+    try:
+        runs, count, incomplete = export(FLAGS.logdir, FLAGS.out)
+    except (ExportError, OSError) as e:
+        sys.exit(f"error: {e}")
+    if incomplete:
+        print(f"left out {len(incomplete)} incomplete runs: {', '.join(incomplete)}")
+    print(f"wrote {count} rows from {runs} runs to {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
