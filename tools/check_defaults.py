@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("logdir", "logs", "Log root to train into (or reuse runs from).")
@@ -21,6 +21,7 @@ flags.DEFINE_float("target", 0.99, "Accuracy the spec expects at p = 1.0.")
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
     from tltransfer import experiment
     tf.config.experimental.enable_op_determinism()
