@@ -5,8 +5,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from tltransfer import data, experiment  # noqa: E402
+
+# As main does by default, so in-process runs give the same bits as the command line.
+tf.config.experimental.enable_op_determinism()
 
 # A few hundred samples of training: enough to move every weight, fast on 2 CPU cores.
 TINY = dict(p=0.005, seed=0, train_samples=300, source_samples=300, eval_every=100)

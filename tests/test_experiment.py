@@ -111,8 +111,14 @@ def test_config_refuses_bad_values(field, value, message):
         experiment.Config(**{field: value})
 
 
+def test_settings_a_mode_does_not_use_do_not_invalidate_its_runs(scratch_run, mnist):
+    logdir, config, result, _ = scratch_run
+    other_source_budget = experiment.Config(**{**config.__dict__, "source_samples": 500})
+    assert experiment.completed_result(other_source_budget, logdir) == result
+
+
 def test_source_config_is_shared_across_p_and_mode():
     a = experiment.Config(mode="frozen", p=0.1, seed=2, dropout=0.5).source()
-    b = experiment.Config(mode="finetune", p=1.0, seed=2, dropout=0.5).source()
+    b = experiment.Config(mode="finetune", p=1.0, seed=2, dropout=0.5, train_samples=900).source()
     assert a == b and a.name == "source_drop0.5_seed2"
     assert np.isclose(a.p, 1.0)

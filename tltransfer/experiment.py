@@ -6,6 +6,7 @@ processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the m
 """
 
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from tltransfer import data, model, train
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 WEIGHTS = os.path.join("weights", "final")
+CHECKPOINTS = "checkpoints"
 
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -85,7 +87,7 @@ class Config:
 
     def source(self):
         """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
-        return dataclasses.replace(self, mode="source", p=1.0)
+        return dataclasses.replace(self, mode="source", p=1.0, train_samples=self.source_samples)
 
 
 def read_json(path):
@@ -106,6 +108,19 @@ def write_json_atomic(path, obj):
     os.replace(tmp, path)
 
 
+# Settings a mode does not depend on: a run made under other values of these is still valid.
+IRRELEVANT = {"source": ("p", "train_samples"), "scratch": ("source_samples",)}
+
+
+def differences(stored, config):
+    """Relevant config fields whose stored value differs; a field added since counts at its
+    default."""
+    stored = {**dataclasses.asdict(Config()), **stored}
+    ignored = IRRELEVANT.get(config.mode, ())
+    return sorted(k for k, v in dataclasses.asdict(config).items()
+                  if k not in ignored and stored.get(k) != v)
+
+
 def completed_result(config, logdir):
     """The run's result if it is complete and was made with this config; None if not done.
 
@@ -115,27 +130,41 @@ def completed_result(config, logdir):
     result = read_json(os.path.join(run_dir, RESULT_FILE))
     if not isinstance(result, dict) or "config" not in result:
         return None
-    if result["config"] != dataclasses.asdict(config):
-        different = sorted(k for k, v in dataclasses.asdict(config).items()
-                           if result["config"].get(k) != v)
+    different = differences(result["config"], config)
+    if different:
         raise RunError(
             f"{run_dir} holds a finished run with other settings ({', '.join(different)}); "
             "use another --logdir or delete that run directory")
     return result
 
 
-def prepare_run_dir(run_dir):
-    """An empty run directory. Leftovers of an unfinished run of ours are removed."""
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
+def prepare_run_dir(run_dir, config):
+    """True if `run_dir` holds a checkpoint of an unfinished run of `config` to resume.
+
+    Otherwise leaves it empty but for a fresh config.json: leftovers of an unfinished run of
+    ours are removed, anything else is refused.
+    """
+    stored = read_json(os.path.join(run_dir, CONFIG_FILE))
+    if isinstance(stored, dict) and isinstance(stored.get("config"), dict):
+        if (not differences(stored["config"], config)
+                and tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))):
+            return True
+        shutil.rmtree(run_dir)
+    elif os.path.isdir(run_dir) and os.listdir(run_dir):
         if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise RunError(f"{run_dir} exists and is not a tltransfer run directory; "
                            "move it away or choose another --logdir")
-        shutil.rmtree(run_dir)
+        shutil.rmtree(run_dir)  # our config.json, cut short by a kill
     try:
         os.makedirs(run_dir, exist_ok=True)
+        write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
+            "config": dataclasses.asdict(config), "run": config.name,
+            "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
+            "data_sha256": data.MNIST_SHA256})
     except OSError as e:
-        raise RunError(f"cannot create run directory {run_dir}: {e.strerror}; "
+        raise RunError(f"cannot write run directory {run_dir}: {e.strerror}; "
                        "choose a writable --logdir") from e
+    return False
 
 
 def load_task(config, mnist):
@@ -179,16 +208,11 @@ def run(config, logdir, log=print, mnist=None):
         source_dir = os.path.join(logdir, source_config.name)
 
     run_dir = os.path.join(logdir, config.name)
-    prepare_run_dir(run_dir)
-    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
-        "config": dataclasses.asdict(config), "run": config.name,
-        "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
-        "data_sha256": data.MNIST_SHA256})
-
+    resume = prepare_run_dir(run_dir, config)
     net = model.CNN(task.num_classes, config.seed, config.dropout)
     if source_dir is not None:
         copy_features(net, os.path.join(source_dir, WEIGHTS))
-    curve = fit(config, task, net, run_dir, log)
+    curve = fit(config, task, net, run_dir, log, resume)
 
     tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
     result = {
@@ -197,46 +221,97 @@ def run(config, logdir, log=print, mnist=None):
         "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
         "curve": curve}
     write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+    shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
     return result
 
 
-def fit(config, task, net, run_dir, log):
-    """Trains `net` on `task` for the config's budget; returns the test curve."""
+def read_scalars(run_dir):
+    """{tag: {step: value}} of the scalar summaries in a run's event files.
+
+    TF2 summaries are tensors. A record cut short by a kill ends its file; a step written
+    twice keeps its last value.
+    """
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "scalars":
+                        scalars.setdefault(value.tag, {})[event.step] = float(
+                            tf.make_ndarray(value.tensor))
+        except tf.errors.DataLossError:
+            pass
+    return scalars
+
+
+def fit(config, task, net, run_dir, log, resume=False):
+    """Trains `net` on `task` for the config's budget; returns the test curve.
+
+    A checkpoint (trained variables, optimizer, step) follows every evaluation, after the
+    summaries are flushed; with `resume` training goes on from the latest one, and summaries
+    already in the events are not written again.
+    """
     train_x, test_x = data.images_tensor(task.x_train), data.images_tensor(task.x_test)
     train_y, test_y = tf.constant(task.y_train), tf.constant(task.y_test)
     variables = train.trainable_variables(net, config.mode)
+    trained = net
     if config.mode == "frozen":
         # The features never change: compute them once and train the classifier on them.
         train_x = train.compute_features(net.features, train_x)
         test_x = train.compute_features(net.features, test_x)
-        trainer = train.Trainer(net.classifier, variables, config.learning_rate(), config.seed)
-    else:
-        trainer = train.Trainer(net, variables, config.learning_rate(), config.seed)
+        trained = net.classifier
+    trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed)
+    checkpoint = tf.train.Checkpoint(trained=trained, optimizer=trainer.optimizer,
+                                     step=trainer.step)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),
+                                         max_to_keep=1)
+    curve = {"step": [], "test_accuracy": [], "test_loss": []}
+    written = 0
+    if resume:
+        try:
+            checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise RunError(f"the checkpoint in {run_dir} is unreadable ({type(e).__name__}); "
+                           "delete that run directory to train the run from the start") from e
+        scalars = read_scalars(run_dir)
+        accuracy, loss = scalars.get("test/accuracy", {}), scalars.get("test/loss", {})
+        samples = int(trainer.step.numpy()) * config.batch_size
+        curve["step"] = [s for s in sorted(accuracy) if s <= samples]
+        curve["test_accuracy"] = [accuracy[s] for s in curve["step"]]
+        curve["test_loss"] = [loss[s] for s in curve["step"]]
+        written = max(accuracy, default=0)
+        log(f"{config.name}: resuming at {samples} samples")
+    samples = int(trainer.step.numpy()) * config.batch_size
 
     steps_per_window = config.eval_every // config.batch_size
     windows = iter(data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
-                                      config.seed))
-    curve = {"step": [], "test_accuracy": [], "test_loss": []}
+                                      config.seed, start_step=samples // config.batch_size))
     writer = tf.summary.create_file_writer(run_dir)
-    samples, start, next_report = 0, time.perf_counter(), 0
-    log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
-        f"{config.samples} samples")
+    start, start_samples, next_report = time.perf_counter(), samples, 0
+    if not resume:
+        log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
+            f"{config.samples} samples")
     with writer.as_default():
-        hp.hparams(hparams(config, task), trial_id=config.name)
+        if not resume:
+            hp.hparams(hparams(config, task), trial_id=config.name)
         while samples < config.samples:
             steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
             train_loss, train_acc = trainer.train_window(train_x, train_y, next(windows)[:steps])
             samples += steps * config.batch_size
             test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
-            for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
-                               ("train/accuracy", float(train_acc)),
-                               ("train/loss", float(train_loss))):
-                tf.summary.scalar(tag, value, step=samples)
+            if samples > written:
+                for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
+                                   ("train/accuracy", float(train_acc)),
+                                   ("train/loss", float(train_loss))):
+                    tf.summary.scalar(tag, value, step=samples)
+                writer.flush()
+            manager.save(checkpoint_number=samples)
             curve["step"].append(samples)
             curve["test_accuracy"].append(test_acc)
             curve["test_loss"].append(test_loss)
             if samples >= next_report or samples == config.samples:
-                rate = samples / max(time.perf_counter() - start, 1e-9)
+                rate = (samples - start_samples) / max(time.perf_counter() - start, 1e-9)
                 log(f"{config.name}: {samples:>7}/{config.samples} samples  "
                     f"test accuracy {100 * test_acc:6.2f}%  {rate:,.0f} samples/s")
                 next_report = samples + max(config.samples // 10, config.eval_every)

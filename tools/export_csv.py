@@ -10,7 +10,6 @@ writes, deterministically ordered:
 """
 
 import csv
-import glob
 import json
 import os
 import sys
@@ -32,24 +31,6 @@ RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
 
 class ExportError(Exception):
     pass
-
-
-def read_scalars(run_dir):
-    """{tag: {step: value}} of every scalar summary in the run's event files.
-
-    TF2 summaries are tensors. A step written twice (a resumed run) keeps its last value.
-    """
-    import tensorflow as tf
-    scalars = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name != "scalars":
-                    continue
-                scalars.setdefault(value.tag, {})[event.step] = float(
-                    tf.make_ndarray(value.tensor))
-    return scalars
 
 
 def find_runs(logdir):
@@ -77,9 +58,11 @@ def settings(result):
 
 
 def rows(logdir, results):
+    from tltransfer import experiment
     for result in results:
         base = settings(result)
-        for tag, points in sorted(read_scalars(os.path.join(logdir, result["run"])).items()):
+        scalars = experiment.read_scalars(os.path.join(logdir, result["run"]))
+        for tag, points in sorted(scalars.items()):
             for step in sorted(points):
                 yield {**base, "tag": tag, "step": step, "value": repr(points[step])}
 

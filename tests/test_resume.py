@@ -1,0 +1,150 @@
+"""Reproducible to the bit, and resumable: an interrupted run ends exactly as an uninterrupted one."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tltransfer import experiment
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = dict(p=0.005, dropout=0.5, seed=0, train_samples=600, source_samples=200,
+                eval_every=100)
+
+
+class Crash(Exception):
+    pass
+
+
+def quiet(line):
+    pass
+
+
+def weights(run_dir):
+    path = os.path.join(run_dir, experiment.WEIGHTS)
+    return {n: tf.train.load_variable(path, n) for n, _ in tf.train.list_variables(path)
+            if n.startswith("model/")}
+
+
+def raw_steps(run_dir, tag="test/accuracy"):
+    """Every step at which `tag` was written, duplicates included."""
+    steps = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return steps
+
+
+def assert_same_run(dir_a, dir_b):
+    with open(os.path.join(dir_a, "result.json"), "rb") as a, \
+            open(os.path.join(dir_b, "result.json"), "rb") as b:
+        assert a.read() == b.read()
+    wa, wb = weights(dir_a), weights(dir_b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name])
+    assert raw_steps(dir_a) == raw_steps(dir_b) == list(range(100, 601, 100))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, mnist):
+    logdir = str(tmp_path_factory.mktemp("reference"))
+    for mode in ("scratch", "frozen"):
+        experiment.run(experiment.Config(mode=mode, **SETTINGS), logdir, quiet, mnist)
+    return logdir
+
+
+def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reference, tmp_path, mnist):
+    config = experiment.Config(mode="scratch", **SETTINGS)
+    experiment.run(config, str(tmp_path), quiet, mnist)
+    assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
+    other = experiment.Config(mode="scratch", **{**SETTINGS, "seed": 1})
+    other_result = experiment.run(other, str(tmp_path), quiet, mnist)
+    same_result = json.loads(open(os.path.join(reference, config.name, "result.json")).read())
+    assert other_result["curve"]["test_loss"] != same_result["curve"]["test_loss"]
+
+
+@pytest.mark.parametrize("mode", ["scratch", "frozen"])
+def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path, mnist, mode):
+    config = experiment.Config(mode=mode, **SETTINGS)
+    if mode == "frozen":  # reuse the reference's source net
+        source = config.source().name
+        os.symlink(os.path.join(reference, source), os.path.join(tmp_path, source))
+
+    def crash_at_300(line):
+        if "300/600" in line:
+            raise Crash()
+    with pytest.raises(Crash):
+        experiment.run(config, str(tmp_path), crash_at_300, mnist)
+    run_dir = os.path.join(tmp_path, config.name)
+    assert not os.path.exists(os.path.join(run_dir, "result.json"))
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, experiment.CHECKPOINTS)).endswith("-300")
+    lines = []
+    experiment.run(config, str(tmp_path), lines.append, mnist)
+    assert lines[0] == f"{config.name}: resuming at 300 samples"
+    assert_same_run(os.path.join(reference, config.name), run_dir)
+    assert not os.path.exists(os.path.join(run_dir, experiment.CHECKPOINTS))
+
+
+def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp_path, mnist,
+                                                                  monkeypatch):
+    config = experiment.Config(mode="scratch", **SETTINGS)
+    save = tf.train.CheckpointManager.save
+    calls = []
+
+    def save_then_crash(self, checkpoint_number=None):
+        calls.append(checkpoint_number)
+        if len(calls) == 4:  # the 400-sample checkpoint never lands
+            raise Crash()
+        return save(self, checkpoint_number=checkpoint_number)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_crash)
+    with pytest.raises(Crash):
+        experiment.run(config, str(tmp_path), quiet, mnist)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+
+    write = experiment.write_json_atomic
+
+    def crash_on_result(path, obj):
+        if path.endswith(experiment.RESULT_FILE):
+            with open(f"{path}.tmp", "w") as f:
+                f.write(json.dumps(obj)[:50])  # the temporary file, cut short
+            raise Crash()
+        write(path, obj)
+    monkeypatch.setattr(experiment, "write_json_atomic", crash_on_result)
+    with pytest.raises(Crash):
+        experiment.run(config, str(tmp_path), quiet, mnist)
+    monkeypatch.setattr(experiment, "write_json_atomic", write)
+    assert experiment.completed_result(config, str(tmp_path)) is None
+
+    experiment.run(config, str(tmp_path), quiet, mnist)
+    assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
+
+
+@pytest.mark.parametrize("kill_after_checkpoint", [200, 400])
+def test_kill_9_of_a_real_run_then_resume(reference, tmp_path, kill_after_checkpoint):
+    config = experiment.Config(mode="scratch", **SETTINGS)
+    command = [sys.executable, "-m", "tltransfer.main", "--mode=scratch", "--p=0.005",
+               "--dropout=0.5", "--seed=0", "--train_samples=600", "--source_samples=200",
+               "--eval_every=100",
+               f"--logdir={tmp_path}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = os.path.join(tmp_path, config.name, experiment.CHECKPOINTS,
+                          f"ckpt-{kill_after_checkpoint}.index")
+    deadline = time.time() + 120
+    while not os.path.exists(marker) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(tmp_path, config.name, "result.json"))
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "resuming at" in out.stdout
+    assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
