@@ -176,7 +176,7 @@ def test_welch_test_says_plainly_when_it_cannot_tell():
         few = report.welch_test([0.9, 0.92], [0.8, 0.85])
         one = report.welch_test([0.9], [0.8, 0.85, 0.83])
     assert flat.diff == pytest.approx(0.01) and math.isnan(flat.pvalue)
-    assert flat.verdict == "test undefined (zero variance in both groups)"
+    assert flat.verdict == "test undefined: zero variance in both groups"
     assert few.verdict == "too few seeds to tell"
     assert one.verdict == "too few seeds to tell" and math.isnan(one.pvalue)
     noisy = report.welch_test([0.90, 0.95, 0.92], [0.91, 0.93, 0.94])
@@ -239,8 +239,7 @@ def test_convergence_counts_reached_runs(study):
     assert float(frozen["area_mean_pct"]) == pytest.approx(
         100 * np.mean([report.curve_area(STEPS, c) for c in CURVES[("frozen", 0.01, 0.0)]]),
         abs=0.005)
-    assert "| 0.01 | 200 | scratch | 0 | 1,000 (3/3)" not in text
-    assert "| 0.01 | 200 | scratch | 0 | 1,000 | 2,667 | not reached (0/3) |" in text
+    assert "| 0.01 | 200 | scratch | 0 | 2,667 | not reached (0/3) | not reached (0/3) |" in text
     assert "4,000 (1/3 reached)" in text
 
 
@@ -268,7 +267,8 @@ def test_statistics_csv_p_value_is_scipys(study):
     assert float(row["pvalue"]) == pytest.approx(expected, rel=1e-5)
     assert float(row["diff_pp"]) == pytest.approx(5.0)
     flat = find_row(rows, a_mode="frozen", b_mode="scratch", a_dropout="0.5", p="1")
-    assert flat["pvalue"] == "" and flat["verdict"].startswith("test undefined")
+    assert flat["pvalue"] == "" and flat["ci_low_pp"] == ""
+    assert flat["verdict"] == "test undefined: zero variance in both groups"
     dropout = find_row(rows, a_mode="scratch", b_mode="scratch", a_dropout="0.5", p="0.01")
     assert float(dropout["diff_pp"]) == pytest.approx(100 * (0.95 - 0.92))
 
@@ -276,12 +276,13 @@ def test_statistics_csv_p_value_is_scipys(study):
 def test_discussion_is_built_from_the_numbers(study):
     _, text = study
     discussion = text[text.index("## Discussion"):]
-    assert "frozen beats scratch by 5.00 pp" in discussion
+    assert "frozen is ahead of scratch by 5.00 pp" in discussion
     assert "finetune's mean curve overtakes scratch's for good at 3,000 samples" in discussion
     assert "frozen's mean curve is above scratch's from the first evaluation" in discussion
     assert "scratch: dropout 0.5 vs 0" not in discussion  # dropout bullets name mode and p
     assert "scratch, p = 0.01 (200 images): final accuracy 92.00% -> 95.00%" in discussion
-    assert "Dropout changes the winner in" in discussion  # frozen vs scratch flips at p = 0.01
+    # frozen vs scratch at p = 0.01: +5 pp without dropout, -1 pp with.
+    assert "frozen vs scratch at p = 0.01 (+5.00 pp without dropout, -1.00 pp with)" in discussion
 
 
 def test_header_states_command_and_versions(study):
@@ -301,21 +302,19 @@ def test_every_figure_is_written(study):
         assert f"({stem}.png)" in text
 
 
-def test_meta_file_is_reported_and_output_is_deterministic(tmp_path):
+def test_meta_file_is_reported(tmp_path):
     csv_path = write_csv(tmp_path / "results.csv", study_rows(
         lambda mode, p, dropout, seed: dropout == 0.0 and p == 0.01))
     (tmp_path / "results_meta.json").write_text(
         '{"commands": ["python -m tltransfer.main --p=0.01"], "flagfiles": ["flags/a1.cfg"], '
-        '"versions": {"tensorflow": "2.19.0", "numpy": "2.1.0"}, "data_sha256": "abc123", '
+        '"versions": {"tensorflow": "2.19.0", "numpy": "2.1.0"}, "data_sha256": ["abc123"], '
         '"logdir": "logs"}')
-    first = report.build_report(str(csv_path), str(tmp_path / "a"), [0.9], "python x")
-    report.build_report(str(csv_path), str(tmp_path / "b"), [0.9], "python x")
-    text = (tmp_path / "a" / "report.md").read_text()
-    assert "`python -m tltransfer.main --p=0.01`" in text and "tensorflow 2.19.0" in text
-    assert "abc123" in text
-    for name in first:
-        if not name.endswith(".pdf"):
-            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    files = report.build_report(str(csv_path), str(tmp_path / "out"), [0.9], "python x")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "training command: `python -m tltransfer.main --p=0.01`" in text
+    assert "flagfiles: `flags/a1.cfg`" in text and "tensorflow 2.19.0" in text
+    assert "data sha256: `abc123`" in text and "logdir: `logs`" in text
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(files)
 
 
 def test_partial_study_still_reports(tmp_path):
@@ -332,25 +331,42 @@ def test_partial_study_still_reports(tmp_path):
     assert (out / "learning_curves_drop0.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("make_csv, message", [
-    (lambda path: None, "does not exist"),
-    (lambda path: path.write_text(""), "is empty"),
-    (lambda path: write_csv(path, [], HEADER[:-1]), "lacks the column(s) value"),
-    (lambda path: write_csv(path, []), "no data rows"),
-    (lambda path: write_csv(path, [r[:-1] + ["high"] for r in study_rows()]),
-     "value='high' is not a valid number"),
-])
-def test_bad_input_gives_one_error_line(tmp_path, make_csv, message):
-    csv_path = tmp_path / "results.csv"
-    make_csv(csv_path)
+BAD_INPUTS = {
+    "does not exist": lambda path: None,
+    "is empty": lambda path: path.write_text(""),
+    "lacks the column(s) value": lambda path: write_csv(path, [], HEADER[:-1]),
+}
+MALFORMED = {
+    "no data rows": lambda path: write_csv(path, []),
+    "no test/accuracy rows": lambda path: write_csv(
+        path, [r for r in study_rows() if r[HEADER.index("tag")] != "test/accuracy"]),
+    "value='high' is not a valid number":
+        lambda path: write_csv(path, [r[:-1] + ["high"] for r in study_rows()]),
+    "has 12 fields but the header has 13": lambda path: write_csv(path, [r[:-1] for r in
+                                                                         study_rows()]),
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_error_line(tmp_path, message):
+    BAD_INPUTS[message](tmp_path / "results.csv")
     out = tmp_path / "report"
-    result = run_tool(f"--csv={csv_path}", f"--out={out}")
-    assert result.returncode != 0
+    result = run_tool(f"--csv={tmp_path / 'results.csv'}", f"--out={out}")
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not out.exists()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".report-")]
+
+
+@pytest.mark.parametrize("message", sorted(MALFORMED))
+def test_malformed_csv_is_refused_with_the_reason(tmp_path, message):
+    MALFORMED[message](tmp_path / "results.csv")
+    with pytest.raises(report.ReportError) as raised:
+        report.build_report(str(tmp_path / "results.csv"), str(tmp_path / "out"), [0.9], "x")
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert sorted(os.listdir(tmp_path)) == ["results.csv"]
 
 
 def test_out_dir_holding_other_files_is_not_replaced(tmp_path):

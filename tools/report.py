@@ -24,7 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -45,6 +47,7 @@ MIN_SEEDS_TO_TELL = 3
 DEFAULT_THRESHOLDS = "0.9,0.95,0.98,0.99"
 PAIRS = (("frozen", "scratch"), ("finetune", "scratch"), ("finetune", "frozen"))
 MISSING = "n/a"
+LEVEL = 1e-9  # accuracies (fractions) closer than this are equal
 
 
 class ReportError(Exception):
@@ -96,13 +99,14 @@ COLUMN_TYPES = {"run": str, "mode": str, "p": float, "n_train": _to_int, "dropou
                 "train_samples": _to_int, "tag": str, "step": _to_int, "value": float}
 RUN_COLUMNS = ("mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
                "train_samples")
-EXPORT_HINT = "write it with tools/export_csv.py or pass the right file with --csv=PATH"
+EXPORT_HINT = ("write it with `python tools/export_csv.py --logdir=logs --out=results.csv` "
+               "or pass the right file with --csv=PATH")
 
 
-def _parse_row(row, index, line_no, path):
-    if len(row) < len(index):
+def _parse_row(row, index, width, line_no, path):
+    if len(row) != width:
         raise ReportError(f"{path} line {line_no} has {len(row)} fields but the header has "
-                          f"{len(index)}; re-export it with tools/export_csv.py")
+                          f"{width}; re-export it with tools/export_csv.py")
     fields = {}
     for column, convert in COLUMN_TYPES.items():
         raw = row[index[column]].strip()
@@ -121,7 +125,8 @@ def _read_rows(path):
     if os.path.isdir(path):
         raise ReportError(f"{path} is a directory, not a CSV file; {EXPORT_HINT}")
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
@@ -132,7 +137,7 @@ def _read_rows(path):
                 raise ReportError(f"{path} lacks the column(s) {', '.join(missing)}; the header "
                                   f"must be {','.join(REQUIRED_COLUMNS)} ({EXPORT_HINT})")
             index = {column: header.index(column) for column in REQUIRED_COLUMNS}
-            return [_parse_row(row, index, line_no, path)
+            return [_parse_row(row, index, len(header), line_no, path)
                     for line_no, row in enumerate(reader, start=2) if any(row)]
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"cannot read {path}: {error}; {EXPORT_HINT}") from None
@@ -158,6 +163,9 @@ def load_results(path):
             raise ReportError(f"{path}: run {name} has two {row['tag']} rows at step "
                               f"{row['step']}; re-export it with tools/export_csv.py")
         curve[row["step"]] = row["value"]
+    if not any(TEST_ACCURACY in curves for curves in points.values()):
+        raise ReportError(f"{path} has no {TEST_ACCURACY} rows, which every table and figure "
+                          f"needs; {EXPORT_HINT}")
     runs = []
     for name, config in attributes.items():
         curves = {}
@@ -305,9 +313,9 @@ def welch_test(a, b):
                      "too few seeds to tell")
     var_a, var_b = _sample_variance(a) / n_a, _sample_variance(b) / n_b
     if var_a + var_b == 0:
-        return Welch(diff, diff, diff, math.nan, math.nan, n_a, n_b,
+        return Welch(diff, math.nan, math.nan, math.nan, math.nan, n_a, n_b,
                      "too few seeds to tell" if too_few
-                     else "test undefined (zero variance in both groups)")
+                     else "test undefined: zero variance in both groups")
     df = float((var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1)))
     half = float(stats.t.ppf(1 - ALPHA / 2, df)) * math.sqrt(var_a + var_b)
     with warnings.catch_warnings():
@@ -404,9 +412,14 @@ def convergence(group, thresholds):
     return Convergence(group, reaches, area)
 
 
+def direction(diff):
+    """+1, -1 or 0 (level): differences below LEVEL are float rounding, not a lead."""
+    return 0 if abs(diff) < LEVEL else (1 if diff > 0 else -1)
+
+
 def lasting_lead(steps, a, b):
     """(sign of a - b at the last step, first step from which that sign holds for good)."""
-    sign = np.sign(np.asarray(a) - np.asarray(b))
+    sign = np.array([direction(d) for d in np.asarray(a) - np.asarray(b)])
     final = int(sign[-1])
     if final == 0:
         return 0, None
@@ -486,7 +499,7 @@ def data_efficiency(groups):
 
 def ratio_text(efficiency):
     relation = {"<=": "<= ", ">": "> ", "~": ""}[efficiency.match.relation]
-    return f"{relation}{efficiency.ratio:.2f}x"
+    return f"{relation}{efficiency.ratio:.3g}x"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,8 +509,17 @@ def pct(x):
     return MISSING if math.isnan(x) else f"{100 * x:.2f}"
 
 
+def p_clause(p):
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def signed(x):
+    """x as signed percentage points, never '-0.00'."""
+    return f"{round(100 * x, 2) + 0.0:+.2f}"
+
+
 def pp(x):
-    return MISSING if math.isnan(x) else f"{100 * x:+.2f} pp"
+    return MISSING if math.isnan(x) else f"{signed(x)} pp"
 
 
 def pvalue_text(p):
@@ -519,9 +541,11 @@ def latex_escape(text):
         "_", r"\_").replace("&", r"\&").replace("#", r"\#")
 
 
-def latex_table(header, rows, caption):
+def latex_table(header, rows, caption, text_columns):
+    """A booktabs table; the first `text_columns` columns left-aligned, numbers right."""
     lines = [r"\begin{table}[ht]", r"\centering", f"\\caption{{{latex_escape(caption)}}}",
-             r"\begin{tabular}{" + "l" * 4 + "r" * (len(header) - 4) + "}", r"\toprule",
+             r"\begin{tabular}{" + "l" * text_columns + "r" * (len(header) - text_columns) + "}",
+             r"\toprule",
              " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(latex_escape(c).replace(MISSING, "--") for c in row) + r" \\"
               for row in rows]
@@ -607,7 +631,8 @@ def plot_final_boxplots(groups, out_dir):
                 if group is None:
                     continue
                 values = 100 * group.finals
-                box = ax.boxplot(values, positions=[position], widths=0.6, patch_artist=True)
+                box = ax.boxplot(values, positions=[position], widths=0.6, patch_artist=True,
+                                 medianprops={"color": "black"})
                 box["boxes"][0].set(facecolor=MODE_COLORS[mode], alpha=0.45)
                 ax.scatter(np.full(len(values), position), values, color=MODE_COLORS[mode],
                            s=12, zorder=3)
@@ -624,17 +649,20 @@ def plot_final_boxplots(groups, out_dir):
 
 
 def _plot_curve(ax, group, color, label):
+    """Mean test accuracy over seeds with a min-max band; returns the band (low, high)."""
     steps, mean, low, high = group.mean_curve()
     ax.plot(steps, 100 * mean, color=color, label=label, linewidth=1.4)
     ax.fill_between(steps, 100 * low, 100 * high, color=color, alpha=0.18, linewidth=0)
-    return mean
+    return low, high
 
 
-def _zoom(ax, curves):
-    """Cut off the first evaluations' low accuracies so the later differences stay visible."""
-    tails = np.concatenate([c[len(c) // 10:] for c in curves])
-    low = max(0.0, 100 * float(np.min(tails)) - 1)
-    ax.set_ylim(low, min(100.0, 100 * float(np.max(np.concatenate(curves))) + 0.5))
+def _zoom(ax, bands):
+    """Cut off the first tenth of training's low accuracies so later differences stay visible."""
+    lows = np.concatenate([low[len(low) // 10:] for low, _ in bands])
+    highs = np.concatenate([high for _, high in bands])
+    if lows.size:
+        ax.set_ylim(max(0.0, 100 * float(lows.min()) - 1),
+                    min(100.5, 100 * float(highs.max()) + 0.5))
 
 
 def plot_learning_curves(groups, dropout, out_dir):
@@ -643,8 +671,8 @@ def plot_learning_curves(groups, dropout, out_dir):
     ps = sorted({g.p for g in targets})
     fig, axes = plt.subplots(1, len(ps), figsize=(3.6 * len(ps), 3.3), squeeze=False)
     for ax, p in zip(axes[0], ps):
-        curves = [_plot_curve(ax, g, MODE_COLORS[g.mode], g.mode) for g in targets if g.p == p]
-        _zoom(ax, curves)
+        _zoom(ax, [_plot_curve(ax, g, MODE_COLORS[g.mode], g.mode)
+                   for g in targets if g.p == p])
         n_train = next(g.n_train for g in targets if g.p == p)
         ax.set_title(f"p = {p:g} (n = {n_train:,})", fontsize=9)
         ax.set_xlabel("training samples", fontsize=8)
@@ -660,9 +688,8 @@ def plot_learning_curves(groups, dropout, out_dir):
 def plot_source_curves(groups, out_dir):
     sources = [g for g in groups.values() if g.mode == SOURCE]
     fig, ax = plt.subplots(figsize=(5, 3.3))
-    curves = [_plot_curve(ax, g, f"C{i}", f"dropout {g.dropout:g} ({len(g.runs)} seeds)")
-              for i, g in enumerate(sources)]
-    _zoom(ax, curves)
+    _zoom(ax, [_plot_curve(ax, g, f"C{i}", f"dropout {g.dropout:g} ({len(g.runs)} seeds)")
+               for i, g in enumerate(sources)])
     ax.axhline(100 * SPEC_ACCURACY, color="k", linestyle=":", linewidth=1, label="99%")
     ax.set_xlabel("training samples")
     ax.set_ylabel("test accuracy (%)")
@@ -691,8 +718,13 @@ def _lines_by_mode_and_dropout(ax, points, dropouts):
                 ax.errorbar(x, y, yerr=np.nan_to_num(e), color=MODE_COLORS[mode],
                             linestyle=_dropout_style(dropouts, dropout), marker="o",
                             markersize=3, capsize=2, label=f"{mode}, dropout {dropout:g}")
+    # Tick exactly the measured sizes, so every panel has the same readable x axis.
+    sizes = sorted({g.n_train for g, _, _ in points})
     ax.set_xscale("log")
-    ax.grid(alpha=0.3, which="both")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 1.5)
+    ax.grid(alpha=0.3)
     ax.tick_params(labelsize=8)
 
 
@@ -711,7 +743,8 @@ def plot_convergence(rows, thresholds, out_dir):
         _lines_by_mode_and_dropout(
             ax, [(r.group, _all_reached_mean(r.reaches[threshold]), 0.0) for r in rows],
             dropouts)
-        ax.set_title(f"samples to reach {100 * threshold:g}% (all seeds)", fontsize=9)
+        ax.set_title(f"samples to reach {100 * threshold:g}% (all seeds reached)", fontsize=9)
+        ax.set_ylabel("training samples", fontsize=8)
     for ax in flat[panels:]:
         ax.set_visible(False)
     for ax in flat[:panels]:
@@ -798,6 +831,17 @@ class Report:
         self.add(f"![{caption}]({png})", "", f"*{caption}* ([PDF]({pdf}))", "")
 
 
+def _as_list(value):
+    """A meta field as a list, whether written as a list, a single string or not at all."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _code_list(value):
+    return ", ".join(f"`{item}`" for item in _as_list(value)) or "none recorded"
+
+
 def header_section(report, command, csv_path, runs, meta, meta_note):
     report.add("# Transfer learning on MNIST: results report", "",
                f"Generated by `{command}`", "",
@@ -808,15 +852,13 @@ def header_section(report, command, csv_path, runs, meta, meta_note):
         report.add(f"- Export metadata: {meta_note}")
     else:
         report.add(f"- Export metadata: `{meta_path(csv_path)}`")
-        for command_line in meta.get("commands") or ["(none recorded)"]:
-            report.add(f"  - training command: `{command_line}`")
-        for flagfile in meta.get("flagfiles") or ["(none recorded)"]:
-            report.add(f"  - flagfile: `{flagfile}`")
-        versions = meta.get("versions") or {}
+        report.add(*(f"  - training command: `{c}`" for c in _as_list(meta.get("commands"))))
+        report.add(f"  - flagfiles: {_code_list(meta.get('flagfiles'))}")
+        versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
         report.add("  - training versions: " + (", ".join(
-            f"{name} {versions[name]}" for name in sorted(versions)) or "(none recorded)"))
-        report.add(f"  - data sha256: `{meta.get('data_sha256', 'not recorded')}`",
-                   f"  - logdir: `{meta.get('logdir', 'not recorded')}`")
+            f"{name} {versions[name]}" for name in sorted(versions)) or "none recorded"))
+        report.add(f"  - data sha256: {_code_list(meta.get('data_sha256'))}",
+                   f"  - logdir: {_code_list(meta.get('logdir'))}")
     report.add(f"- Report made with Python {sys.version.split()[0]}, numpy {np.__version__}, "
                f"scipy {scipy.__version__}, matplotlib {matplotlib.__version__}.")
     for mode in (SOURCE,) + TARGET_MODES:
@@ -841,7 +883,7 @@ def source_section(report, groups):
     sources = [g for g in groups.values() if g.mode == SOURCE]
     if not sources:
         report.skip("no source runs in the CSV, so no 0-5 accuracies and no source curve.")
-        return []
+        return
     header = ("dropout", "per seed (%)", "mean (%)", "std (pp)", "runs", ">= 99%")
     rows = []
     for group in sources:
@@ -852,10 +894,10 @@ def source_section(report, groups):
     report.add(*markdown_table(header, rows), "")
     write_csv(report.path("source_accuracy.csv"), header, rows)
     with open(report.path("source_accuracy.tex"), "w", encoding="utf-8") as handle:
-        handle.write(latex_table(header, rows, "Final test accuracy of the 0-5 source nets."))
+        handle.write(latex_table(header, rows, "Final test accuracy of the 0-5 source nets.",
+                                 text_columns=2))
     report.figure(plot_source_curves(groups, report.out_dir),
                   "0-5 source nets: test accuracy during training")
-    return sources
 
 
 def spec_check_lines(groups):
@@ -889,7 +931,8 @@ def assignment_section(report, assignment, groups, comparisons):
     with open(report.path(f"{stem}.tex"), "w", encoding="utf-8") as handle:
         handle.write(latex_table(ACCURACY_HEADER, [accuracy_cells(*r) for r in rows],
                                  f"Assignment {assignment.number}: final test accuracy "
-                                 f"of the 6-9 nets over seeds ({assignment.title})."))
+                                 f"of the 6-9 nets over seeds ({assignment.title}).",
+                                 text_columns=4))
     picked = assignment.comparisons(comparisons)
     if picked:
         report.add("Welch's t-tests on final accuracy (difference = first minus second):", "",
@@ -907,7 +950,7 @@ def statistics_table(comparisons):
     for c in comparisons:
         t = c.test
         ci = MISSING if math.isnan(t.ci_low) else \
-            f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
+            f"[{signed(t.ci_low)}, {signed(t.ci_high)}]"
         dropout = f"{c.a.dropout:g}" if c.a.mode != c.b.mode else \
             f"{c.a.dropout:g} vs {c.b.dropout:g}"
         rows.append((c.label, f"{c.a.p:g}", dropout, pp(t.diff), ci, pvalue_text(t.pvalue),
@@ -943,7 +986,7 @@ def convergence_section(report, groups, thresholds):
     rows.sort(key=lambda r: (r.group.dropout, r.group.p, _mode_rank(r.group.mode)))
     if not rows:
         report.skip("no 6-9 runs, so no convergence table.")
-        return []
+        return
     header = ("p", "n_train", "mode", "dropout") + tuple(
         f"to {100 * t:g}%" for t in thresholds) + ("area (%)",)
     table = [(f"{r.group.p:g}", f"{r.group.n_train:,}", r.group.mode, f"{r.group.dropout:g}",
@@ -962,7 +1005,6 @@ def convergence_section(report, groups, thresholds):
     report.figure(plot_convergence(rows, thresholds, report.out_dir),
                   "Convergence: area under the learning curve and samples to each threshold "
                   "(a point only where every seed reached it), vs target training images")
-    return rows
 
 
 def efficiency_section(report, groups, efficiencies):
@@ -1006,29 +1048,28 @@ def lead_text(a, b):
     return f"{leader}'s mean curve overtakes {trailer}'s for good at {step:,} samples"
 
 
-def test_text(test):
+def welch_text(test):
     if math.isnan(test.ci_low):
         return test.verdict
-    ci = f"95% CI {100 * test.ci_low:+.2f} to {100 * test.ci_high:+.2f} pp"
+    ci = f"95% CI {signed(test.ci_low)} to {signed(test.ci_high)} pp"
     if math.isnan(test.pvalue):
         return f"{ci}, {test.verdict}"
-    return f"{ci}, p = {pvalue_text(test.pvalue)}, {test.verdict}"
+    return f"{ci}, {p_clause(test.pvalue)}, {test.verdict}"
 
 
-def winner_text(comparison):
-    a, b, diff = comparison.a.mode, comparison.b.mode, comparison.test.diff
-    if diff == 0:
-        return f"{a} and {b} tie"
-    leader, trailer = (a, b) if diff > 0 else (b, a)
-    return f"{leader} beats {trailer} by {abs(100 * diff):.2f} pp"
+def winner_text(a_mode, b_mode, diff):
+    if direction(diff) == 0:
+        return f"{a_mode} and {b_mode} are level"
+    leader, trailer = (a_mode, b_mode) if diff > 0 else (b_mode, a_mode)
+    return f"{leader} is ahead of {trailer} by {abs(100 * diff):.2f} pp"
 
 
 def pair_bullet(comparison, efficiency, areas):
     a, b, test = comparison.a, comparison.b, comparison.test
     text = (f"- {p_label(a)}: {a.mode} {pct(a.finals.mean())}% vs {b.mode} "
-            f"{pct(b.finals.mean())}%, {winner_text(comparison)} ({test_text(test)}); "
-            f"{lead_text(a, b)}; area under the curve {pct(areas[a.key])}% vs "
-            f"{pct(areas[b.key])}%")
+            f"{pct(b.finals.mean())}%, {winner_text(a.mode, b.mode, test.diff)} "
+            f"({welch_text(test)}); {lead_text(a, b)}; area under the curve "
+            f"{pct(areas[a.key])}% vs {pct(areas[b.key])}%")
     if efficiency is not None:
         text += (f"; scratch would need {efficiency.match.text()} images to match {a.mode} "
                  f"({ratio_text(efficiency)} its {a.n_train:,})")
@@ -1036,79 +1077,79 @@ def pair_bullet(comparison, efficiency, areas):
 
 
 def pair_summary(mode_a, mode_b, picked):
-    wins = [c for c in picked if c.test.diff > 0]
-    significant = [c for c in wins if c.test.significant]
+    ahead = [c for c in picked if direction(c.test.diff) > 0]
+    behind = [c for c in picked if direction(c.test.diff) < 0]
+    level = len(picked) - len(ahead) - len(behind)
     largest = max(picked, key=lambda c: abs(c.test.diff))
-    return (f"- Overall {mode_a} is ahead of {mode_b} at {len(wins)} of {len(picked)} "
-            f"proportion(s) ({len(significant)} significantly); the largest gap is "
-            f"{pp(largest.test.diff)} at p = {largest.a.p:g}.")
+    text = (f"- Overall {mode_a} is ahead of {mode_b} at {len(ahead)} of {len(picked)} "
+            f"proportion(s) ({sum(c.test.significant for c in ahead)} significantly) and behind "
+            f"at {len(behind)} ({sum(c.test.significant for c in behind)} significantly)")
+    if level:
+        text += f", level at {level}"
+    if direction(largest.test.diff) == 0:
+        return text + "."
+    return (text + f"; the largest gap is at p = {largest.a.p:g}, where "
+            f"{winner_text(mode_a, mode_b, largest.test.diff)}.")
 
 
 def pair_discussion(mode_a, mode_b, dropout, comparisons, efficiencies, areas):
     picked = [c for c in comparisons if c.a.mode == mode_a and c.b.mode == mode_b
               and c.a.dropout == dropout]
     if not picked:
-        return [f"- {mode_a} vs {mode_b} at dropout {dropout:g}: not compared (runs missing)."]
+        return [f"- {mode_a} vs {mode_b} at dropout {dropout:g}: not compared (runs missing).",
+                ""]
     by_group = {e.group.key: e for e in efficiencies}
     lines = [f"**{mode_a} vs {mode_b}, dropout {dropout:g}**", ""]
     lines += [pair_bullet(c, by_group.get(c.a.key) if mode_b == "scratch" else None, areas)
               for c in picked]
-    lines += [pair_summary(mode_a, mode_b, picked), ""]
-    return lines
+    return lines + [pair_summary(mode_a, mode_b, picked), ""]
 
 
 def dropout_discussion(comparisons, areas):
     picked = [c for c in comparisons if c.a.mode == c.b.mode]
     if not picked:
         return [f"- Dropout {LAB_DROPOUT:g} vs 0: not compared (runs at one of the two "
-                f"dropouts missing)."]
+                f"dropouts missing).", ""]
     lines = [f"**What dropout {LAB_DROPOUT:g} changes (same mode and p)**", ""]
     for c in picked:
         lines.append(f"- {c.a.mode}, {p_label(c.a)}: final accuracy {pct(c.b.finals.mean())}% "
-                     f"-> {pct(c.a.finals.mean())}% ({pp(c.test.diff)}; {test_text(c.test)}); "
+                     f"-> {pct(c.a.finals.mean())}% ({pp(c.test.diff)}; {welch_text(c.test)}); "
                      f"area under the curve {pct(areas[c.b.key])}% -> {pct(areas[c.a.key])}%.")
-    up = [c for c in picked if c.test.diff > 0]
-    down = [c for c in picked if c.test.diff < 0]
+    up = [c for c in picked if direction(c.test.diff) > 0]
+    down = [c for c in picked if direction(c.test.diff) < 0]
     lines.append(f"- Dropout raises the mean final accuracy in {len(up)} of {len(picked)} "
                  f"(mode, p) cells ({sum(c.test.significant for c in up)} significantly) and "
                  f"lowers it in {len(down)} ({sum(c.test.significant for c in down)} "
                  f"significantly).")
-    lines += ordering_changes(comparisons)
-    return lines + [""]
+    return lines + ordering_changes(comparisons) + [""]
 
 
 def ordering_changes(comparisons):
-    """Mode pairs whose winner differs between dropout 0 and 0.5 at the same p."""
+    """Mode pairs whose order (ahead, behind or level) differs between dropout 0 and 0.5."""
     pairs = [c for c in comparisons if c.a.mode != c.b.mode]
-    flips, same = [], 0
+    changed, kept = [], 0
     for c in pairs:
-        if c.a.dropout != LAB_DROPOUT:
+        base = find_comparison(pairs, (c.a.mode, c.a.p, NO_DROPOUT),
+                               (c.b.mode, c.b.p, NO_DROPOUT))
+        if c.a.dropout != LAB_DROPOUT or base is None:
             continue
-        base = find_comparison(pairs, (c.a.mode, c.a.p, NO_DROPOUT), (c.b.mode, c.b.p,
-                                                                      NO_DROPOUT))
-        if base is None:
-            continue
-        if np.sign(base.test.diff) != np.sign(c.test.diff):
-            flips.append(f"{c.label} at p = {c.a.p:g} ({pp(base.test.diff)} without dropout, "
-                         f"{pp(c.test.diff)} with)")
+        if direction(base.test.diff) != direction(c.test.diff):
+            changed.append(f"{c.label} at p = {c.a.p:g} ({pp(base.test.diff)} without dropout, "
+                           f"{pp(c.test.diff)} with)")
         else:
-            same += 1
-    if not flips and not same:
+            kept += 1
+    if not changed and not kept:
         return []
-    if not flips:
-        return [f"- The winner of every mode pair is the same with and without dropout "
-                f"({same} (pair, p) cells compared)."]
-    return [f"- Dropout changes the winner in {len(flips)} of {len(flips) + same} (pair, p) "
-            f"cells: " + "; ".join(flips) + "."]
+    if not changed:
+        return [f"- Dropout keeps the order of every mode pair at every p ({kept} (pair, p) "
+                f"cells compared)."]
+    return [f"- Dropout changes the order of {len(changed)} of {len(changed) + kept} (pair, p) "
+            f"cells: " + "; ".join(changed) + "."]
 
 
-def discussion_section(report, groups, comparisons, efficiencies, areas):
-    report.add("## Discussion", "", "Differences are first minus second mode, in percentage "
-               "points (pp) of final test accuracy.", "")
-    report.add("### Source nets and the spec's 99%", "")
-    checks = spec_check_lines(groups)
-    report.add(*(checks or ["- No source runs and no scratch runs at p = 1: nothing to check."]),
-               "")
+def discussion_section(report, comparisons, efficiencies, areas):
+    report.add("## Discussion", "", "Differences are first minus second, in percentage points "
+               "(pp) of mean final test accuracy.", "")
     for assignment in ASSIGNMENTS:
         report.add(f"### Assignment {assignment.number}", "")
         for mode_a, mode_b in assignment.pairs:
@@ -1146,20 +1187,23 @@ def _write_report(out_dir, csv_path, runs, meta, meta_note, thresholds, command)
              for key, g in groups.items()}
     header_section(report, command, csv_path, runs, meta, meta_note)
     source_section(report, groups)
-    report.add("Spec check:", "", *(spec_check_lines(groups) or ["- nothing to check."]), "")
+    report.add("## Spec check: >= 99% test accuracy", "", *(spec_check_lines(groups) or [
+        "- No source runs and no scratch runs at p = 1 in the CSV: nothing to check."]), "")
     for assignment in ASSIGNMENTS:
         assignment_section(report, assignment, groups, comparisons)
     dropouts = sorted({g.dropout for g in groups.values() if g.mode in TARGET_MODES})
     ignored = [d for d in dropouts if d not in (NO_DROPOUT, LAB_DROPOUT)]
     if ignored:
         report.skip(f"dropout rate(s) {', '.join(f'{d:g}' for d in ignored)} are outside the "
-                    f"assignments (0 and {LAB_DROPOUT:g}); they appear only in the figures and "
-                    f"the convergence table.")
+                    f"assignments (0 and {LAB_DROPOUT:g}); they are left out of the assignment "
+                    f"sections and the discussion but appear in the figures and the other "
+                    f"tables.")
     if dropouts:
         report.add("## Learning curves", "")
         for dropout in dropouts:
             report.figure(plot_learning_curves(groups, dropout, out_dir),
-                          f"Test accuracy during training, dropout {dropout:g}")
+                          f"Test accuracy during training, dropout {dropout:g} (y axis cut "
+                          f"below the accuracies reached after the first tenth of training)")
         report.add("## Final-accuracy distributions", "")
         report.figure(plot_final_boxplots(groups, out_dir),
                       "Final test accuracy over seeds per p and mode (points = seeds)")
@@ -1170,7 +1214,7 @@ def _write_report(out_dir, csv_path, runs, meta, meta_note, thresholds, command)
     if comparisons:
         report.add("## All statistical tests", "", *statistics_table(comparisons), "")
         write_statistics_csv(report, comparisons)
-    discussion_section(report, groups, comparisons, efficiencies, areas)
+    discussion_section(report, comparisons, efficiencies, areas)
     if report.skipped:
         report.add("## Not computed", "", *(f"- {text}" for text in report.skipped), "")
     # report.md last: its presence marks a complete report.
