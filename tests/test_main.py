@@ -33,8 +33,8 @@ def test_main_runs_a_transfer_run_with_its_source(tmp_path):
     out = main("--p=0.005", "--mode=frozen", "--dropout=0", "--seed=0", "--train_samples=200",
                "--source_samples=200", "--eval_every=100", f"--logdir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    assert sorted(os.listdir(tmp_path)) == ["frozen_p0.005_drop0_seed0", "source_drop0_seed0",
-                                            "studies.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == [".claims", "frozen_p0.005_drop0_seed0",
+                                            "source_drop0_seed0", "studies.jsonl"]
     result = json.loads((tmp_path / "frozen_p0.005_drop0_seed0" / "result.json").read_text())
     assert result["source_run"] == "source_drop0_seed0"
     assert "frozen_p0.005_drop0_seed0:     200/200 samples" in out.stdout

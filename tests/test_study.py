@@ -37,7 +37,7 @@ def smoke(tmp_path_factory):
 
 def test_grid_trains_each_run_once_with_progress(smoke):
     logdir, stdout = smoke
-    assert sorted(n for n in os.listdir(logdir) if n != study.INVOCATIONS) == RUNS
+    assert sorted(n for n in os.listdir(logdir) if n not in (study.INVOCATIONS, ".claims")) == RUNS
     assert "3 runs: 0 already complete, 3 to train" in stdout
     assert "[run 3/3" in stdout and "left]" in stdout  # an ETA once a run has been timed
     assert "final test accuracy" in stdout and "scratch" in stdout.split("final test accuracy")[1]
@@ -59,8 +59,8 @@ def test_second_invocation_trains_nothing_and_a_deleted_result_is_redone(smoke):
 def test_export_writes_one_row_per_run_tag_step(smoke, tmp_path):
     logdir, _ = smoke
     out = tmp_path / "results.csv"
-    runs, count, incomplete = export_csv.export(logdir, str(out))
-    assert (runs, incomplete) == (3, [])
+    runs, count, incomplete, failed = export_csv.export(logdir, str(out))
+    assert (runs, incomplete, failed) == (3, [], [])
     with open(out) as f:
         table = list(csv.DictReader(f))
     assert list(table[0]) == export_csv.COLUMNS and len(table) == count
@@ -91,7 +91,7 @@ def test_export_is_deterministic_and_leaves_out_incomplete_runs(smoke, tmp_path)
     with open(os.path.join(unfinished, experiment.CONFIG_FILE), "w") as f:
         f.write("{}")
     try:
-        runs, _, incomplete = export_csv.export(logdir, str(tmp_path / "b.csv"))
+        runs, _, incomplete, _ = export_csv.export(logdir, str(tmp_path / "b.csv"))
     finally:
         os.remove(os.path.join(unfinished, experiment.CONFIG_FILE))
         os.rmdir(unfinished)

@@ -5,11 +5,14 @@ processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the m
 `result.json`, written last and atomically: it alone says that a run is complete.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import glob
 import json
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -22,6 +25,13 @@ CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 WEIGHTS = os.path.join("weights", "final")
 CHECKPOINTS = "checkpoints"
+FAILED_FILE = "failed.json"
+CLAIMS = ".claims"
+# A window's mean cross-entropy above this (the true class given probability e^-1000) or NaN
+# means training has diverged; healthy runs start near ln(classes) and go down.
+DIVERGED_LOSS = 1000.0
+# Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
+STOP = threading.Event()
 
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -29,6 +39,18 @@ LR_SCHEDULES = ("cosine", "constant")
 
 class RunError(Exception):
     """A run cannot start or finish; the message says why and what to do."""
+
+
+class RunFailed(Exception):
+    """Training diverged; the run is recorded as failed and the study goes on."""
+
+
+class Busy(Exception):
+    """Another process is training this run right now."""
+
+
+class Interrupted(Exception):
+    """STOP was set; the run stopped after writing a checkpoint."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +200,7 @@ def copy_features(target, source_weights):
     ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(features=target.features))
     try:
         ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
         raise RunError(f"cannot read the source net's weights {source_weights} ({type(e).__name__}); "
                        "delete its run directory so that it is trained again") from e
 
@@ -190,11 +212,46 @@ def hparams(config, task):
             "batch_size": config.batch_size, "train_samples": config.samples}
 
 
-def run(config, logdir, log=print, mnist=None):
+def failure(config, logdir):
+    """Why this config's run failed, if it did (a failed run stays failed until deleted)."""
+    failed = read_json(os.path.join(logdir, config.name, FAILED_FILE))
+    if isinstance(failed, dict) and not differences(failed.get("config", {}), config):
+        return failed.get("reason", "unknown reason")
+    return None
+
+
+@contextlib.contextmanager
+def claim(logdir, name, wait, log):
+    """Holds the run's claim: one process at a time trains a run under a log root.
+
+    An flock on a file in <logdir>/.claims: the kernel releases it when its holder exits, however
+    it exits, so a claim never outlives a killed process.
+    """
+    claims = os.path.join(logdir, CLAIMS)
+    try:
+        os.makedirs(claims, exist_ok=True)
+        handle = open(os.path.join(claims, name), "a")
+    except OSError as e:
+        raise RunError(f"cannot write to --logdir={logdir} ({e.strerror}); "
+                       "choose a writable directory") from e
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise Busy(name) from None
+            log(f"{name}: waiting for the other process that is training it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def run(config, logdir, log=print, mnist=None, wait=True):
     """Makes sure the run of `config` is complete under `logdir`; returns its result dict.
 
     A complete run is returned as it is. frozen/finetune runs first make sure their source net
-    exists (training it if needed). `log` receives progress lines.
+    exists (training it if needed). `log` receives progress lines. When another process holds
+    the run (or its source net), waits for it, or raises Busy if not `wait`. Raises RunFailed
+    if the run (or its source) diverged, now or before.
     """
     result = completed_result(config, logdir)
     if result is not None:
@@ -204,25 +261,48 @@ def run(config, logdir, log=print, mnist=None):
     source_dir = None
     if config.mode in train.TRANSFER_MODES:
         source_config = config.source()
-        run(source_config, logdir, log, mnist)
+        try:
+            run(source_config, logdir, log, mnist, wait)
+        except RunFailed as e:
+            raise RunFailed(f"its source net {source_config.name} failed: {e}") from e
         source_dir = os.path.join(logdir, source_config.name)
 
-    run_dir = os.path.join(logdir, config.name)
-    resume = prepare_run_dir(run_dir, config)
-    net = model.CNN(task.num_classes, config.seed, config.dropout)
-    if source_dir is not None:
-        copy_features(net, os.path.join(source_dir, WEIGHTS))
-    curve = fit(config, task, net, run_dir, log, resume)
+    with claim(logdir, config.name, wait, log):
+        result = completed_result(config, logdir)  # another process may have finished it
+        if result is not None:
+            return result
+        reason = failure(config, logdir)
+        if reason is not None:
+            raise RunFailed(reason)
+        run_dir = os.path.join(logdir, config.name)
+        resume = prepare_run_dir(run_dir, config)
+        net = model.CNN(task.num_classes, config.seed, config.dropout)
+        if source_dir is not None:
+            copy_features(net, os.path.join(source_dir, WEIGHTS))
+        try:
+            curve = fit(config, task, net, run_dir, log, resume)
+        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
+            # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
+            # the last checkpoint, which a later run resumes from.
+            raise RunError(f"{config.name} could not write to {run_dir} ({e}); free space or "
+                           "fix the log root, then run the same command to resume") from e
+        except RunFailed as e:
+            write_json_atomic(os.path.join(run_dir, FAILED_FILE),
+                              {"config": dataclasses.asdict(config), "reason": str(e)})
+            shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
+            log(f"{config.name}: FAILED: {e}")
+            raise
 
-    tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
-    result = {
-        "config": dataclasses.asdict(config), "run": config.name, "n_train": len(task.y_train),
-        "n_test": len(task.y_test), "source_run": config.source().name if source_dir else None,
-        "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
-        "curve": curve}
-    write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
-    shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
-    return result
+        tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
+        result = {
+            "config": dataclasses.asdict(config), "run": config.name,
+            "n_train": len(task.y_train), "n_test": len(task.y_test),
+            "source_run": config.source().name if source_dir else None,
+            "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
+            "curve": curve}
+        write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+        shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
+        return result
 
 
 def read_scalars(run_dir):
@@ -271,7 +351,7 @@ def fit(config, task, net, run_dir, log, resume=False):
     if resume:
         try:
             checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
             raise RunError(f"the checkpoint in {run_dir} is unreadable ({type(e).__name__}); "
                            "delete that run directory to train the run from the start") from e
         scalars = read_scalars(run_dir)
@@ -299,6 +379,9 @@ def fit(config, task, net, run_dir, log, resume=False):
             steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
             train_loss, train_acc = trainer.train_window(train_x, train_y, next(windows)[:steps])
             samples += steps * config.batch_size
+            if not float(train_loss) < DIVERGED_LOSS:  # NaN fails the comparison too
+                raise RunFailed(f"training diverged (mean loss {float(train_loss):.3g} in the "
+                                f"window ending at {samples} samples); a smaller --lr may help")
             test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
             if samples > written:
                 for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
@@ -307,6 +390,8 @@ def fit(config, task, net, run_dir, log, resume=False):
                     tf.summary.scalar(tag, value, step=samples)
                 writer.flush()
             manager.save(checkpoint_number=samples)
+            if STOP.is_set() and samples < config.samples:
+                raise Interrupted(f"{config.name} stopped at {samples} samples, after a checkpoint")
             curve["step"].append(samples)
             curve["test_accuracy"].append(test_acc)
             curve["test_loss"].append(test_loss)

@@ -10,6 +10,7 @@ Flagfiles for the assignments are in flags/: --flagfile=flags/assignment1.cfg
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -92,6 +93,16 @@ def record_invocation(logdir):
         f.write(json.dumps(entry) + "\n")
 
 
+def stop_after_checkpoint(signum, frame):
+    """First Ctrl-C or SIGTERM: finish the current window, checkpoint, stop. Second: stop now."""
+    from tltransfer import experiment
+    if experiment.STOP.is_set():
+        raise KeyboardInterrupt
+    experiment.STOP.set()
+    print(f"\n{signal.Signals(signum).name}: stopping after the next checkpoint "
+          "(press Ctrl-C again to stop at once)", flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}; all settings are flags")
@@ -100,6 +111,8 @@ def main(argv):
     import tensorflow as tf
     from tltransfer import data, experiment, study
     start = time.perf_counter()
+    signal.signal(signal.SIGINT, stop_after_checkpoint)
+    signal.signal(signal.SIGTERM, stop_after_checkpoint)
     try:
         configs = configs_from_flags()
         mnist = data.load_mnist()
@@ -112,14 +125,22 @@ def main(argv):
         except OSError as e:
             raise experiment.RunError(f"cannot write to --logdir={FLAGS.logdir} ({e.strerror}); "
                                       "choose a writable directory") from e
-        results = study.run_all(configs, FLAGS.logdir, log=lambda line: print(line, flush=True),
-                                mnist=mnist)
+        results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist,
+                                          log=lambda line: print(line, flush=True))
+    except (experiment.Interrupted, KeyboardInterrupt) as e:
+        where = f" ({e})" if str(e) else ""
+        sys.exit(f"interrupted{where}; run the same command again to resume")
     except (ValueError, experiment.RunError, data.DataError) as e:
         sys.exit(f"error: {e}")
-    print(f"\n{study.summary({c: results[c] for c in configs})}")
+    print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
     print(f"\n{len(results)} runs complete under {FLAGS.logdir} after "
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")
+    if failures:
+        for config, reason in failures.items():
+            print(f"FAILED {config.name}: {reason}", file=sys.stderr)
+        sys.exit(f"error: {len(failures)} of {len(failures) + len(results)} runs failed; "
+                 "delete a failed run's directory to try it again")
 
 
 if __name__ == "__main__":

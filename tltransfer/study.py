@@ -55,31 +55,53 @@ def duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def run_all(configs, logdir, log=print, mnist=None):
-    """Makes every run of the grid complete under `logdir`; returns {config: result}.
+def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0):
+    """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
-    Complete runs are reused, so calling this again trains only what is missing.
+    results maps each config to its result dict, failures each failed config to the reason.
+    Complete runs are reused, so calling this again trains only what is missing. Runs that
+    another process is training are left for later and then waited for, so several processes
+    can share one log root, each run trained once.
     """
     runs = plan(configs)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: experiment.completed_result(c, logdir) for c in runs}
-    todo = [c for c in runs if results[c] is None]
-    log(f"{len(runs)} runs: {len(runs) - len(todo)} already complete, {len(todo)} to train "
+    pending = [c for c in runs if results[c] is None]
+    log(f"{len(runs)} runs: {len(runs) - len(pending)} already complete, {len(pending)} to train "
         f"under {logdir}")
-    clock = Clock()
-    for k, config in enumerate(todo):
-        estimate = clock.left(todo[k:])  # None until a first run has been timed
-        started = time.perf_counter()
+    total, finished, failures, clock = len(pending), 0, {}, Clock()
+    announced = None
+    while pending:
+        deferred = []
+        for i, config in enumerate(pending):
+            estimate = clock.left(pending[i:])  # None until a first run has been timed
+            started = time.perf_counter()
 
-        def progress(line):
-            eta = ""
-            if estimate is not None:
-                eta = f", ~{duration(max(estimate - (time.perf_counter() - started), 0))} left"
-            log(f"[run {k + 1}/{len(todo)} {duration(clock.elapsed())}{eta}] {line}")
+            def progress(line, k=finished + 1, estimate=estimate, started=started):
+                eta = ""
+                if estimate is not None:
+                    left = max(estimate - (time.perf_counter() - started), 0)
+                    eta = f", ~{duration(left)} left"
+                log(f"[run {k}/{total} {duration(clock.elapsed())}{eta}] {line}")
 
-        results[config] = experiment.run(config, logdir, log=progress, mnist=mnist)
-        clock.record(config, time.perf_counter() - started)
-    return results
+            try:
+                results[config] = experiment.run(config, logdir, log=progress, mnist=mnist,
+                                                 wait=False)
+                clock.record(config, time.perf_counter() - started)
+            except experiment.Busy:
+                deferred.append(config)
+                continue
+            except experiment.RunFailed as e:
+                failures[config] = str(e)
+                results.pop(config)
+            finished += 1
+        if deferred:
+            if len(deferred) != announced:  # say it once per change, not at every poll
+                log(f"waiting for {len(deferred)} runs that other processes are training")
+                announced = len(deferred)
+            time.sleep(poll_seconds)
+        pending = deferred
+    return {c: r for c, r in results.items() if r is not None}, failures
 
 
 def summary(results):

@@ -34,9 +34,9 @@ class ExportError(Exception):
 
 
 def find_runs(logdir):
-    """(complete, incomplete): result dicts of complete runs and names of the others."""
+    """(complete, incomplete, failed): result dicts of complete runs, names of the others."""
     from tltransfer import experiment
-    complete, incomplete = [], []
+    complete, incomplete, failed = [], [], []
     for name in sorted(os.listdir(logdir)):
         run_dir = os.path.join(logdir, name)
         if not os.path.isfile(os.path.join(run_dir, experiment.CONFIG_FILE)):
@@ -44,9 +44,11 @@ def find_runs(logdir):
         result = experiment.read_json(os.path.join(run_dir, experiment.RESULT_FILE))
         if isinstance(result, dict) and "config" in result:
             complete.append(result)
+        elif os.path.isfile(os.path.join(run_dir, experiment.FAILED_FILE)):
+            failed.append(name)
         else:
             incomplete.append(name)
-    return complete, incomplete
+    return complete, incomplete, failed
 
 
 def settings(result):
@@ -96,14 +98,15 @@ def write_csv(path, columns, records):
 
 
 def export(logdir, out):
-    """Writes the three files; returns (number of runs, number of rows, incomplete run names)."""
+    """Writes the three files; returns (runs, rows, incomplete run names, failed run names)."""
     if not os.path.isdir(logdir):
         raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
                           "that tltransfer.main wrote")
-    results, incomplete = find_runs(logdir)
+    results, incomplete, failed = find_runs(logdir)
     if not results:
-        raise ExportError(f"no complete runs under {logdir} ({len(incomplete)} incomplete); "
-                          "run `python -m tltransfer.main` (again) to finish them")
+        raise ExportError(f"no complete runs under {logdir} ({len(incomplete)} incomplete, "
+                          f"{len(failed)} failed); run `python -m tltransfer.main` (again) to "
+                          "finish them")
     stem = os.path.splitext(out)[0]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tidy = list(rows(logdir, results))
@@ -115,17 +118,19 @@ def export(logdir, out):
         json.dump(meta(logdir, results), f, indent=1, sort_keys=True)
     os.replace(tmp, f"{stem}_meta.json")
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
-    return len(results), len(tidy), incomplete
+    return len(results), len(tidy), incomplete, failed
 
 
 def main(argv):
     del argv
     try:
-        runs, count, incomplete = export(FLAGS.logdir, FLAGS.out)
+        runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
     except (ExportError, OSError) as e:
         sys.exit(f"error: {e}")
     if incomplete:
         print(f"left out {len(incomplete)} incomplete runs: {', '.join(incomplete)}")
+    if failed:
+        print(f"left out {len(failed)} failed runs (see their failed.json): {', '.join(failed)}")
     print(f"wrote {count} rows from {runs} runs to {FLAGS.out}")
 
 

@@ -1,0 +1,170 @@
+"""Failures, interruptions, concurrent processes and bad input: each answered cleanly."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tltransfer import experiment, study
+from tools import export_csv
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--p=0.005", "--dropout=0", "--seed=0", "--train_samples=300", "--source_samples=200",
+        "--eval_every=100"]
+
+
+def main(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "tltransfer.main", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300, **kwargs)
+
+
+def one_clear_line(out):
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(("error: ", "interrupted")), out.stderr
+    return last
+
+
+def quiet(line):
+    pass
+
+
+def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, mnist):
+    diverging = experiment.Config(mode="scratch", p=0.005, lr=1e3, train_samples=300,
+                                  eval_every=100)
+    healthy = experiment.Config(mode="scratch", p=0.005, seed=1, train_samples=300,
+                                eval_every=100)
+    results, failures = study.run_all([diverging, healthy], str(tmp_path), quiet, mnist)
+    assert list(results) == [healthy] and list(failures) == [diverging]
+    assert "diverged" in failures[diverging] and "--lr" in failures[diverging]
+    run_dir = tmp_path / diverging.name
+    assert not (run_dir / "result.json").exists()
+    assert "diverged" in json.loads((run_dir / "failed.json").read_text())["reason"]
+    # Failed stays failed: a second pass reports it again without training.
+    assert study.run_all([diverging], str(tmp_path), quiet, mnist)[1] == failures
+    runs, _, incomplete, failed = export_csv.export(str(tmp_path), str(tmp_path / "r.csv"))
+    assert (runs, incomplete, failed) == (1, [], [diverging.name])
+
+
+def test_main_exits_non_zero_and_names_failed_runs(tmp_path):
+    out = main("--mode=scratch", "--lr=1e3", *TINY, f"--logdir={tmp_path}")
+    assert "FAILED scratch_p0.005_drop0_seed0: training diverged" in out.stderr
+    assert one_clear_line(out) == ("error: 1 of 1 runs failed; delete a failed run's directory "
+                                   "to try it again")
+
+
+def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
+    args = ["--mode=scratch", *TINY, f"--logdir={tmp_path}"]
+    process = subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "scratch_p0.005_drop0_seed0" / experiment.CHECKPOINTS
+    deadline = time.time() + 120
+    while not (checkpoints / "checkpoint").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    out = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    if "SIGINT: stopping after the next checkpoint" not in stdout:
+        pytest.skip("the run finished before the signal arrived")
+    last = one_clear_line(out)
+    assert re.fullmatch(r"interrupted \(scratch_p0.005_drop0_seed0 stopped at \d+ samples, "
+                        r"after a checkpoint\); run the same command again to resume", last)
+    stopped_at = int(re.search(r"stopped at (\d+)", last).group(1))
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"-{stopped_at}")
+    resumed = main(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at {stopped_at} samples" in resumed.stdout
+
+
+def test_two_processes_on_one_log_root_train_every_run_once(tmp_path):
+    args = ["--mode=scratch,frozen,finetune", "--p=0.005,0.01", "--dropout=0", "--seed=0",
+            "--train_samples=200", "--source_samples=200", "--eval_every=100",
+            f"--logdir={tmp_path}"]
+    processes = [subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    trained = [name for stdout, _ in outputs
+               for name in re.findall(r"\] (\S+): training on", stdout)]
+    expected = ["source_drop0_seed0"] + [f"{m}_p{p}_drop0_seed0" for m in
+                                          ("scratch", "frozen", "finetune") for p in ("0.005", "0.01")]
+    assert sorted(trained) == sorted(expected)  # each run trained by exactly one process
+    for name in expected:
+        assert experiment.read_json(str(tmp_path / name / "result.json"))["run"] == name
+
+
+@pytest.mark.parametrize("flagfile, message", [
+    ("missing.cfg", "missing.cfg"),
+    ("malformed.cfg", "Unknown command line flag 'nonsense'"),
+])
+def test_bad_flagfiles_are_one_clear_line(tmp_path, flagfile, message):
+    (tmp_path / "malformed.cfg").write_text("--nonsense=1\n")
+    out = main(f"--flagfile={tmp_path / flagfile}", f"--logdir={tmp_path / 'logs'}")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_unwritable_log_root_is_one_clear_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    out = main("--mode=scratch", *TINY, f"--logdir={blocker / 'logs'}")
+    assert "cannot write to --logdir" in one_clear_line(out)
+
+
+def test_corrupted_source_net_is_one_clear_line(tmp_path):
+    assert main("--mode=source", *TINY, f"--logdir={tmp_path}").returncode == 0
+    data_file = next((tmp_path / "source_drop0_seed0" / "weights").glob("final.data*"))
+    data_file.write_bytes(data_file.read_bytes()[:100])
+    out = main("--mode=frozen", *TINY, f"--logdir={tmp_path}")
+    assert "cannot read the source net's weights" in one_clear_line(out)
+    assert not (tmp_path / "frozen_p0.005_drop0_seed0" / "result.json").exists()
+
+
+def test_corrupted_checkpoint_is_one_clear_line(tmp_path, mnist):
+    config = experiment.Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
+
+    def crash(line):
+        if "200/300" in line:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, str(tmp_path), crash, mnist)
+    checkpoints = tmp_path / config.name / experiment.CHECKPOINTS
+    for data_file in checkpoints.glob("*.data*"):
+        data_file.write_bytes(b"garbage")
+    with pytest.raises(experiment.RunError, match="checkpoint .* is unreadable.*delete"):
+        experiment.run(config, str(tmp_path), quiet, mnist)
+
+
+def test_disk_full_mid_run_is_a_clear_error_and_resumable(tmp_path, mnist, monkeypatch):
+    config = experiment.Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
+    save = tf.train.CheckpointManager.save
+
+    def full_disk(self, checkpoint_number=None):
+        if checkpoint_number == 200:
+            raise OSError(28, "No space left on device")
+        return save(self, checkpoint_number=checkpoint_number)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
+    with pytest.raises(experiment.RunError, match="No space left on device.*resume"):
+        experiment.run(config, str(tmp_path), quiet, mnist)
+    assert experiment.completed_result(config, str(tmp_path)) is None
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    lines = []
+    experiment.run(config, str(tmp_path), lines.append, mnist)
+    assert lines[0] == f"{config.name}: resuming at 100 samples"
+
+
+def test_result_that_is_not_json_is_redone_not_trusted(tmp_path, mnist):
+    config = experiment.Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
+    first = experiment.run(config, str(tmp_path), quiet, mnist)
+    (tmp_path / config.name / "result.json").write_text("{not json")
+    assert experiment.completed_result(config, str(tmp_path)) is None
+    assert experiment.run(config, str(tmp_path), quiet, mnist) == first
