@@ -28,7 +28,7 @@ flags.DEFINE_list("p", ["0.005", "0.01", "0.1", "1.0"],
                   "100*floor(floor(p*23983)/100) images are used (0.005 -> 100, 1.0 -> 23900).")
 flags.DEFINE_list("dropout", ["0", "0.5"], "Dropout rates on the inputs of layers 4 and 5 while "
                   "training; 0 = off, 0.5 = the lab's.")
-flags.DEFINE_integer("seeds", 3, "Run seeds 0..N-1 (ignored when --seed is given).")
+flags.DEFINE_integer("seeds", 3, "Run seeds 0..N-1; give either this or --seed.")
 flags.DEFINE_list("seed", None, "Explicit seeds, e.g. --seed=0,5. Each seed gives its own "
                   "initialisation, batch order, dropout masks and source net.")
 flags.DEFINE_float("lr", 1e-3, "Adam's (initial) learning rate.")
