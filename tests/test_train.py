@@ -89,3 +89,18 @@ def test_evaluate_counts_correct_predictions():
     expected = (2000 + np.sum(np.arange(2000, 2500) % 3 == 0)) / 2500
     assert accuracy.numpy() == pytest.approx(expected)
     assert loss.numpy() > 0
+
+
+def test_bfloat16_compute_trains_float32_variables(mnist):
+    task = data.target_task(mnist, 0.01)
+    x, y = data.images_tensor(task.x_train), tf.constant(task.y_train)
+    net = model.CNN(4, seed=0)
+    trainer = train.Trainer(net, net.trainable_variables, 1e-3, seed=0, compute_dtype="bfloat16")
+    windows = iter(data.index_windows(200, 100, 4, seed=0))
+    first_loss, _ = trainer.train_window(x, y, next(windows))
+    for _ in range(4):
+        loss, accuracy = trainer.train_window(x, y, next(windows))
+    assert float(loss) < 0.6 * float(first_loss) and float(accuracy) > 0.8
+    assert all(v.dtype == tf.float32 for v in net.trainable_variables)
+    test_accuracy, _ = trainer.evaluate(data.images_tensor(task.x_test), tf.constant(task.y_test))
+    assert float(test_accuracy) > 0.7

@@ -35,6 +35,7 @@ STOP = threading.Event()
 
 
 LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("float32", "bfloat16")
 
 
 class RunError(Exception):
@@ -66,6 +67,7 @@ class Config:
     train_samples: int = 60_000
     source_samples: int = 60_000
     eval_every: int = 1000
+    precision: str = "float32"
 
     def __post_init__(self):
         problems = []
@@ -77,6 +79,9 @@ class Config:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = the lab's)")
         if self.lr <= 0:
             problems.append(f"lr={self.lr} must be positive")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision {self.precision!r} is unknown; choose from "
+                            f"{', '.join(PRECISIONS)}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule {self.lr_schedule!r} is unknown; choose from "
                             f"{', '.join(LR_SCHEDULES)}")
@@ -99,6 +104,8 @@ class Config:
     def name(self):
         """Run directory name; `source` runs do not depend on p."""
         tail = f"drop{self.dropout:g}_seed{self.seed}"
+        if self.precision != "float32":
+            tail += f"_{self.precision}"
         return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
 
     def learning_rate(self):
@@ -208,7 +215,7 @@ def copy_features(target, source_weights):
 def hparams(config, task):
     return {"mode": config.mode, "p": config.p, "n_train": len(task.y_train),
             "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
-            "lr_schedule": config.lr_schedule,
+            "lr_schedule": config.lr_schedule, "precision": config.precision,
             "batch_size": config.batch_size, "train_samples": config.samples}
 
 
@@ -341,7 +348,8 @@ def fit(config, task, net, run_dir, log, resume=False):
         train_x = train.compute_features(net.features, train_x)
         test_x = train.compute_features(net.features, test_x)
         trained = net.classifier
-    trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed)
+    trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed,
+                            compute_dtype=config.precision)
     checkpoint = tf.train.Checkpoint(trained=trained, optimizer=trainer.optimizer,
                                      step=trainer.step)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),

@@ -29,13 +29,15 @@ def count_correct(logits, labels):
 class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
-    `net(inputs, training, seed)` returns logits. It is the whole CNN on images, or only its
+    `net(inputs, training, seed)` returns logits (in `compute_dtype`). It is the whole CNN on images, or only its
     classifier on precomputed features when the features are frozen. Dropout masks are a
     stateless function of (seed, step), so the step counter is all the state a resume needs.
     """
 
-    def __init__(self, net, variables, learning_rate, seed):
+    def __init__(self, net, variables, learning_rate, seed, compute_dtype=tf.float32):
         self.net = net
+        # bfloat16 compute keeps float32 variables and optimizer: only activations are cast.
+        self.compute_dtype = tf.as_dtype(compute_dtype)
         self.variables = tuple(variables)
         self.seed = int(seed)
         self.optimizer = tf.keras.optimizers.Adam(learning_rate)
@@ -57,7 +59,7 @@ class Trainer:
             y = tf.gather(labels, batch)
             seed = tf.stack([tf.constant(self.seed, tf.int64), self.step])
             with tf.GradientTape() as tape:
-                logits = self.net(x, training=True, seed=seed)
+                logits = self.net(tf.cast(x, self.compute_dtype), training=True, seed=seed)
                 loss = cross_entropy(logits, y)
             grads = tape.gradient(loss, self.variables)
             self.optimizer.apply_gradients(zip(grads, self.variables))
@@ -74,7 +76,8 @@ class Trainer:
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0)
         for start in tf.range(0, n, EVAL_CHUNK):
-            logits = self.net(inputs[start:start + EVAL_CHUNK], training=False)
+            x = tf.cast(inputs[start:start + EVAL_CHUNK], self.compute_dtype)
+            logits = self.net(x, training=False)
             y = labels[start:start + EVAL_CHUNK]
             loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=y, logits=tf.cast(logits, tf.float32)))

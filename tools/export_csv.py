@@ -24,7 +24,7 @@ flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV an
                     "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
 
 SETTINGS = ["run", "mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
-            "train_samples"]
+            "train_samples", "precision"]
 COLUMNS = SETTINGS + ["tag", "step", "value"]
 RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
 
@@ -52,7 +52,10 @@ def find_runs(logdir):
 
 
 def settings(result):
-    config = result["config"]
+    import dataclasses
+    from tltransfer import experiment
+    # Runs written before a setting existed had it at today's default.
+    config = {**dataclasses.asdict(experiment.Config()), **result["config"]}
     row = {key: config[key] for key in SETTINGS if key in config}
     budget = "source_samples" if config["mode"] == "source" else "train_samples"
     row.update(run=result["run"], n_train=result["n_train"], train_samples=config[budget])
