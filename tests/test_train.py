@@ -67,7 +67,7 @@ def test_cached_features_path_matches_the_plain_frozen_path(mnist):
     plain_trainer = train.Trainer(plain, train.trainable_variables(plain, "frozen"), 1e-3, seed=0)
     cached_trainer = train.Trainer(cached.classifier, cached.classifier.trainable_variables, 1e-3,
                                    seed=0)
-    features = train.compute_features(cached.features, x)
+    features = train.feature_extractor(cached.features)(x)
     for w in windows:
         plain_trainer.train_window(x, y, w)
         cached_trainer.train_window(features, y, w)

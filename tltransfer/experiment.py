@@ -345,8 +345,8 @@ def fit(config, task, net, run_dir, log, resume=False):
     trained = net
     if config.mode == "frozen":
         # The features never change: compute them once and train the classifier on them.
-        train_x = train.compute_features(net.features, train_x)
-        test_x = train.compute_features(net.features, test_x)
+        extract = train.feature_extractor(net.features)
+        train_x, test_x = extract(train_x), extract(test_x)
         trained = net.classifier
     trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed,
                             compute_dtype=config.precision)
