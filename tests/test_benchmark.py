@@ -1,0 +1,90 @@
+"""tools/benchmark.py --quick end to end: every figure is there, named and consistent.
+
+Speed itself is not tested: the machine may be busy with anything else.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("scratch", "frozen", "finetune")
+SIDES = ("keras", "tltransfer")
+
+
+def benchmark(*args):
+    return subprocess.run([sys.executable, "tools/benchmark.py", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("benchmark") / "b.json"
+    out = benchmark("--quick", f"--json={path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout, json.loads(path.read_text())
+
+
+def test_every_mode_is_timed_both_ways_with_its_ratio(quick):
+    _, report = quick
+    assert [(r["mode"], r["p"]) for r in report["runs"]] == [(m, 0.005) for m in MODES]
+    for run in report["runs"]:
+        for side in SIDES:
+            assert all(positive(run[side][key]) for key in ("s_per_1000", "total_s")), run
+        assert run["ratio"] == pytest.approx(
+            run["keras"]["s_per_1000"] / run["tltransfer"]["s_per_1000"])
+        assert run["ratio_total"] == pytest.approx(
+            run["keras"]["total_s"] / run["tltransfer"]["total_s"])
+
+
+def test_floors_follow_their_formula(quick):
+    _, report = quick
+    evaluations_per_1000 = 1000 / report["settings"]["eval_every"]
+    for floor in report["floor"].values():
+        assert positive(floor["train_samples_per_s"]) and positive(floor["eval_images_per_s"])
+        assert floor["test_images"] == 3969
+        assert floor["s_per_1000"] == pytest.approx(
+            1000 / floor["train_samples_per_s"]
+            + evaluations_per_1000 * floor["test_images"] / floor["eval_images_per_s"])
+
+
+def test_study_estimate_and_memory(quick):
+    _, report = quick
+    study = report["study"]
+    assert study["runs"] == 78
+    for side in SIDES:
+        assert sorted(study[side]["slice"]) == sorted(("source", *MODES))
+        assert positive(study[side]["total_s"])
+        assert positive(report["rss_mib"][side])
+    assert study["ratio"] == pytest.approx(
+        study["keras"]["total_s"] / study["tltransfer"]["total_s"])
+
+
+def test_table_names_every_mode_and_section(quick):
+    table, _ = quick
+    for text in (*MODES, "float32 floor", "whole default study", "peak RSS", "TensorFlow"):
+        assert text in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples=1500"], "--samples=1500 must be a multiple of 1000"),
+    (["--samples=0"], "--samples=0 must be a multiple of 1000"),
+    (["--study_samples=1000"], "--study_samples=1000 must be a multiple of 1000"),
+    (["--repeats=0"], "--repeats=0 must be at least 1"),
+    (["--p=abc"], "--p=abc: every value must be a number"),
+    (["--quick", "--samples=2000"], "--quick sets its own budgets; drop --samples"),
+])
+def test_bad_flags_give_one_clear_line(args, message):
+    out = benchmark(*args)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
