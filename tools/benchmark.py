@@ -320,18 +320,19 @@ def best_rate(call, items_per_call, calls, repeats):
     return best
 
 
-def bare_rates(net, variables, inputs, labels, test_inputs, test_labels, settings):
+def bare_rates(net, variables, inputs, labels, test_inputs, test_labels, settings,
+               batch=BATCH, precision="float32"):
     """Floor rates of one Trainer: samples/s of train windows, images/s of evaluations."""
     import tensorflow as tf
     from tltransfer import train
-    trainer = train.Trainer(net, variables, LR, seed=0)
-    window = tf.random.stateless_uniform([FLOOR_STEPS, BATCH], seed=[0, 0], minval=0,
+    trainer = train.Trainer(net, variables, LR, seed=0, compute_dtype=precision)
+    window = tf.random.stateless_uniform([FLOOR_STEPS, batch], seed=[0, 0], minval=0,
                                          maxval=int(inputs.shape[0]), dtype=tf.int32)
     trainer.train_window(inputs, labels, window)  # traces; tracing is start-up, not rate
     trainer.evaluate(test_inputs, test_labels)
     n_test = int(test_inputs.shape[0])
     train_rate = best_rate(lambda: trainer.train_window(inputs, labels, window),
-                           FLOOR_STEPS * BATCH, settings.floor_windows, settings.repeats)
+                           FLOOR_STEPS * batch, settings.floor_windows, settings.repeats)
     eval_rate = best_rate(lambda: trainer.evaluate(test_inputs, test_labels), n_test,
                           settings.floor_evals, settings.repeats)
     return {"train_samples_per_s": train_rate, "eval_images_per_s": eval_rate,
@@ -354,7 +355,15 @@ def measure_floor(settings, mnist):
     extract = train.feature_extractor(net.features)
     frozen = bare_rates(net.classifier, net.classifier.trainable_variables,
                         extract(train_x), train_y, extract(test_x), test_y, settings)
-    return {"full": full, "frozen": frozen}
+    progress("floor: whole CNN in bfloat16")
+    bfloat16 = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y,
+                          settings, precision="bfloat16")
+    # Three seeds trained as one batched computation do the work of one batch of 300: it pays
+    # only if a batch of 300 goes through faster per sample than a batch of 100.
+    progress("floor: whole CNN, batch 300")
+    batch_300 = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y,
+                           settings, batch=3 * BATCH)
+    return {"full": full, "frozen": frozen, "bfloat16": bfloat16, "batch_300": batch_300}
 
 
 def measure_runs(side, name, settings):
@@ -504,7 +513,9 @@ def table(report):
                   f"checkpoints; best of {s['repeats']}):",
               f"{'':<40}{'train samples/s':>16}{'eval images/s':>15}{'s/1000':>8}"]
     for key, label in (("full", "whole CNN (scratch, finetune)"),
-                       ("frozen", "classifier on cached features (frozen)")):
+                       ("frozen", "classifier on cached features (frozen)"),
+                       ("bfloat16", "whole CNN, --precision=bfloat16"),
+                       ("batch_300", "whole CNN, batch 300 (= 3 seeds batched)")):
         f = report["floor"][key]
         lines.append(f"{label:<40}{f['train_samples_per_s']:>16,.0f}"
                      f"{f['eval_images_per_s']:>15,.0f}{f['s_per_1000']:>8.3f}")
