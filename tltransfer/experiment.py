@@ -32,8 +32,6 @@ CLAIMS = ".claims"
 DIVERGED_LOSS = 1000.0
 # Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
 STOP = threading.Event()
-
-
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "bfloat16")
 
