@@ -83,13 +83,20 @@ def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
     assert f"resuming at {stopped_at} samples" in resumed.stdout
 
 
-def test_two_processes_on_one_log_root_train_every_run_once(tmp_path):
+@pytest.mark.parametrize("sharded", [False, True])
+def test_two_processes_on_one_log_root_train_every_run_once(tmp_path, sharded):
     args = ["--mode=scratch,frozen,finetune", "--p=0.005,0.01", "--dropout=0", "--seed=0",
             "--train_samples=200", "--source_samples=200", "--eval_every=100",
             f"--logdir={tmp_path}"]
-    processes = [subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    # Sharded: one process by flags, the other as a Slurm array task (ids 1-2) would be.
+    extra = [["--num_shards=2", "--shard_index=0"], []] if sharded else [[], []]
+    slurm = {"SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_ID": "2",
+             "SLURM_ARRAY_TASK_MIN": "1"}
+    envs = [dict(os.environ), {**os.environ, **slurm} if sharded else dict(os.environ)]
+    processes = [subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args, *more],
+                                  cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for more, env in zip(extra, envs)]
     outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     trained = [name for stdout, _ in outputs
@@ -97,6 +104,9 @@ def test_two_processes_on_one_log_root_train_every_run_once(tmp_path):
     expected = ["source_drop0_seed0"] + [f"{m}_p{p}_drop0_seed0" for m in
                                           ("scratch", "frozen", "finetune") for p in ("0.005", "0.01")]
     assert sorted(trained) == sorted(expected)  # each run trained by exactly one process
+    if sharded:  # each process planned only its half of the 7 runs
+        assert sorted(re.findall(r"^(\d) runs:", stdout, re.M)[0] for stdout, _ in outputs) \
+            == ["3", "4"]
     for name in expected:
         assert experiment.read_json(str(tmp_path / name / "result.json"))["run"] == name
 

@@ -122,3 +122,14 @@ def test_plan_puts_each_source_before_its_first_use_once():
     assert names[:4] == ["scratch_p0.01_drop0_seed0", "source_drop0_seed0",
                          "frozen_p0.01_drop0_seed0", "finetune_p0.01_drop0_seed0"]
     assert names.index("source_drop0_seed1") < names.index("frozen_p0.01_drop0_seed1")
+
+
+def test_shards_partition_the_plan():
+    configs = [experiment.Config(mode=m, p=p, seed=s) for s in (0, 1) for p in (0.1, 1.0)
+               for m in ("scratch", "frozen", "finetune")]
+    runs = study.plan(configs)
+    parts = [study.shard(runs, i, 3) for i in range(3)]
+    assert sorted(c.name for part in parts for c in part) == sorted(c.name for c in runs)
+    assert all(abs(len(a) - len(b)) <= 1 for a in parts for b in parts)
+    with pytest.raises(ValueError, match="shard index 3 is outside 0..2"):
+        study.shard(runs, 3, 3)

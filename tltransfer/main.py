@@ -48,6 +48,10 @@ flags.DEFINE_string("precision", "float32",
                     "bfloat16 get their own directories (suffix _bfloat16).")
 flags.DEFINE_string("logdir", "logs", "Log root: one run directory per configuration; point "
                     "TensorBoard at it.")
+flags.DEFINE_integer("num_shards", None, "Split the grid into this many shards, e.g. one per "
+                     "job of a cluster array (default: $SLURM_ARRAY_TASK_COUNT, else 1).")
+flags.DEFINE_integer("shard_index", None, "Which shard this process trains, 0-based (default: "
+                     "$SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0).")
 flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
                   "Costs nothing measurable on CPU.")
@@ -82,6 +86,24 @@ def configs_from_flags():
             for dropout in parse_list("dropout", FLAGS.dropout, float)
             for seed in seeds_from_flags()]
     return list(dict.fromkeys(c.source() if c.mode == "source" else c for c in grid))
+
+
+def shard_from_flags():
+    """(index, count) from the flags, else from a Slurm job array's environment, else (0, 1)."""
+    env = os.environ
+
+    def from_env(name, default):
+        try:
+            return int(env.get(name, default))
+        except ValueError:
+            raise ValueError(f"${name}={env[name]!r} is not an integer") from None
+    count = FLAGS.num_shards if FLAGS.num_shards is not None else from_env(
+        "SLURM_ARRAY_TASK_COUNT", 1)
+    index = FLAGS.shard_index if FLAGS.shard_index is not None else (
+        from_env("SLURM_ARRAY_TASK_ID", 0) - from_env("SLURM_ARRAY_TASK_MIN", 0))
+    if count < 1:
+        raise ValueError(f"--num_shards={count} must be at least 1")
+    return index, count
 
 
 def record_invocation(logdir):
@@ -119,6 +141,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, stop_after_checkpoint)
     try:
         configs = configs_from_flags()
+        shard_of = shard_from_flags()
         mnist = data.load_mnist()
         for config in configs:  # refuse a bad grid before training any of it
             experiment.load_task(config, mnist)
@@ -129,7 +152,7 @@ def main(argv):
         except OSError as e:
             raise experiment.RunError(f"cannot write to --logdir={FLAGS.logdir} ({e.strerror}); "
                                       "choose a writable directory") from e
-        results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist,
+        results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
                                           log=lambda line: print(line, flush=True))
     except (experiment.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""

@@ -55,15 +55,28 @@ def duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0):
+def shard(runs, index, count):
+    """This shard's part of a plan: every count-th run from `index`, so the shards partition it.
+
+    A shard that needs a source net another shard owns trains it under the run's claim, or
+    waits for the owner, so each run is still trained once.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is outside 0..{count - 1} (--shard_index, "
+                         "--num_shards)")
+    return runs[index::count]
+
+
+def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1)):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
     Complete runs are reused, so calling this again trains only what is missing. Runs that
     another process is training are left for later and then waited for, so several processes
-    can share one log root, each run trained once.
+    can share one log root, each run trained once. `shard_of` = (index, count) takes only that
+    shard's part of the plan.
     """
-    runs = plan(configs)
+    runs = shard(plan(configs), *shard_of)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: experiment.completed_result(c, logdir) for c in runs}
     pending = [c for c in runs if results[c] is None]
