@@ -99,3 +99,40 @@ def test_index_windows_resume_mid_epoch_and_depend_on_seed():
     np.testing.assert_array_equal(resumed, full[31:40])
     other = take(data.index_windows(230, 10, 3, seed=8), 1).reshape(-1, 10)
     assert not np.array_equal(other, full[:3])
+
+
+@pytest.mark.parametrize("spec, digits, canonical", [
+    ("0-5", (0, 1, 2, 3, 4, 5), "0-5"), ("odd", (1, 3, 5, 7, 9), "1,3,5,7,9"),
+    ("even", (0, 2, 4, 6, 8), "0,2,4,6,8"), ("7,0-2", (0, 1, 2, 7), "0-2,7"), ("4,3", (3, 4), "3,4"),
+])
+def test_class_specs(spec, digits, canonical):
+    assert data.parse_classes(spec) == digits
+    assert data.format_classes(digits) == canonical
+
+
+@pytest.mark.parametrize("spec", ["5-2", "1", "0-10", "x", "1,1"])
+def test_bad_class_specs_are_refused(spec):
+    with pytest.raises(ValueError, match="classes"):
+        data.parse_classes(spec)
+
+
+def test_other_classes_relabel_in_order(mnist):
+    task = data.target_task(mnist, 1.0, classes=(5, 6, 7, 8, 9))
+    assert task.num_classes == 5 and len(task.y_test) == int(np.sum(mnist.y_test >= 5))
+    np.testing.assert_array_equal(task.y_test, mnist.y_test[mnist.y_test >= 5] - 5)
+    odd = data.source_task(mnist, data.parse_classes("odd"))
+    np.testing.assert_array_equal(odd.y_train, mnist.y_train[mnist.y_train % 2 == 1] // 2)
+
+
+def test_random_subsets_are_stratified_and_drawn_per_seed(mnist):
+    full = data.target_task(mnist, 1.0)
+    a = data.target_task(mnist, 0.1, subset="random", seed=0)
+    again = data.target_task(mnist, 0.1, subset="random", seed=0)
+    other = data.target_task(mnist, 0.1, subset="random", seed=1)
+    assert len(a.y_train) == 2300
+    np.testing.assert_array_equal(a.x_train, again.x_train)
+    assert not np.array_equal(a.x_train, other.x_train)
+    expected = 2300 * np.bincount(full.y_train) / len(full.y_train)
+    assert np.all(np.abs(np.bincount(a.y_train) - expected) < 1)
+    prefix = data.target_task(mnist, 0.1)
+    assert not np.array_equal(a.x_train, prefix.x_train)

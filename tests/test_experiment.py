@@ -122,3 +122,20 @@ def test_source_config_is_shared_across_p_and_mode():
     b = experiment.Config(mode="finetune", p=1.0, seed=2, dropout=0.5, train_samples=900).source()
     assert a == b and a.name == "source_drop0.5_seed2"
     assert np.isclose(a.p, 1.0)
+
+
+def test_other_classes_get_their_own_names_and_output_width(tmp_path, mnist):
+    config = experiment.Config(mode="frozen", p=0.01, source_classes="0-4",
+                               target_classes="5,6,7,8,9", subset="random", train_samples=200,
+                               source_samples=200, eval_every=100)
+    assert config.target_classes == "5-9"  # canonical
+    assert config.name == "frozen_p0.01_drop0_seed0_from0-4_to5-9_random"
+    assert config.source().name == "source_drop0_seed0_from0-4"
+    assert experiment.Config().name == "finetune_p1_drop0_seed0"  # defaults keep the lab's names
+    result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    assert result["n_train"] == 200 and result["n_test"] == int(np.sum(mnist.y_test >= 5))
+    path = os.path.join(tmp_path, config.name, experiment.WEIGHTS)
+    assert tf.train.load_variable(path, "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE"
+                                  ).shape == (128, 5)
+    with pytest.raises(ValueError, match="target_classes"):
+        experiment.Config(target_classes="7")

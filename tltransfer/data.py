@@ -91,22 +91,76 @@ def subset_size(p, available):
     return SUBSET_GRANULARITY * (int(np.floor(p * available)) // SUBSET_GRANULARITY)
 
 
-def source_task(mnist):
-    return split(mnist, SOURCE_CLASSES, "digits 0-5")
+def parse_classes(spec):
+    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits."""
+    digits = []
+    for part in str(spec).replace(" ", "").split(","):
+        if part in ("odd", "even"):
+            digits += range(1 if part == "odd" else 0, 10, 2)
+        elif "-" in part:
+            low, _, high = part.partition("-")
+            if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
+                raise ValueError(f"classes {spec!r}: {part!r} is not a range like 0-5")
+            digits += range(int(low), int(high) + 1)
+        elif part.isdigit():
+            digits.append(int(part))
+        else:
+            raise ValueError(f"classes {spec!r}: {part!r} is not a digit, a range like 0-5, "
+                             "'odd' or 'even'")
+    if any(d > 9 for d in digits) or len(set(digits)) < 2:
+        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9")
+    return tuple(sorted(set(digits)))
 
 
-def target_task(mnist, p):
-    """Digits 6-9 relabelled 0-3, training on the first subset_size(p) images (nested prefixes)."""
+def format_classes(classes):
+    """The canonical spec of a set of digits: runs of 3 or more as ranges ('0-5', '1,3,5')."""
+    parts, run = [], [classes[0]]
+    for digit in classes[1:] + (None,):
+        if digit is not None and digit == run[-1] + 1:
+            run.append(digit)
+            continue
+        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(d) for d in run]
+        run = [digit]
+    return ",".join(parts)
+
+
+def source_task(mnist, classes=SOURCE_CLASSES):
+    return split(mnist, classes, f"digits {format_classes(tuple(classes))}")
+
+
+def stratified_sample(labels, n, seed):
+    """Sorted indices of n images drawn at random per seed, each class in proportion to its
+    count (largest remainders settle the rounding)."""
+    rng = np.random.default_rng([seed, 0x5B5E7])
+    classes, counts = np.unique(labels, return_counts=True)
+    share = n * counts / counts.sum()
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind="stable")[:n - take.sum()]] += 1
+    chosen = [rng.choice(np.flatnonzero(labels == c), k, replace=False)
+              for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def target_task(mnist, p, classes=TARGET_CLASSES, subset="prefix", seed=0):
+    """The target digits relabelled 0..k-1, training on subset_size(p) of their images: the
+    first ones in official order (`prefix`, the course's nested subsets) or a stratified
+    random draw that depends on `seed` (`random`)."""
     if not 0 < p <= 1:
         raise ValueError(f"p={p} is outside (0, 1]: it is the proportion of the training images used")
-    full = split(mnist, TARGET_CLASSES, "digits 6-9")
+    full = split(mnist, classes, f"digits {format_classes(tuple(classes))}")
     n = subset_size(p, len(full.y_train))
     if n == 0:
         raise ValueError(
             f"p={p} leaves no training images: use 0 < p <= 1 with at least "
             f"{SUBSET_GRANULARITY / len(full.y_train):.4g} ({SUBSET_GRANULARITY} images)")
-    return dataclasses.replace(full, name=f"digits 6-9, p={p:g}",
-                               x_train=full.x_train[:n], y_train=full.y_train[:n])
+    if subset == "prefix":
+        chosen = slice(0, n)
+    elif subset == "random":
+        chosen = stratified_sample(full.y_train, n, seed)
+    else:
+        raise ValueError(f"subset {subset!r} is unknown; choose prefix or random")
+    return dataclasses.replace(full, name=f"{full.name}, p={p:g}",
+                               x_train=full.x_train[chosen], y_train=full.y_train[chosen])
 
 
 def images_tensor(images):

@@ -34,6 +34,7 @@ DIVERGED_LOSS = 1000.0
 STOP = threading.Event()
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "bfloat16")
+SUBSETS = ("prefix", "random")
 
 
 class RunError(Exception):
@@ -66,9 +67,20 @@ class Config:
     source_samples: int = 60_000
     eval_every: int = 1000
     precision: str = "float32"
+    source_classes: str = "0-5"
+    target_classes: str = "6-9"
+    subset: str = "prefix"
 
     def __post_init__(self):
         problems = []
+        for name in ("source_classes", "target_classes"):
+            try:  # canonical form, so that '0-4' and '0,1,2,3,4' are one config
+                object.__setattr__(self, name, data.format_classes(
+                    data.parse_classes(getattr(self, name))))
+            except ValueError as e:
+                problems.append(f"{name}: {e}")
+        if self.subset not in SUBSETS:
+            problems.append(f"subset {self.subset!r} is unknown; choose from {', '.join(SUBSETS)}")
         if self.mode not in train.MODES:
             problems.append(f"mode {self.mode!r} is unknown; choose from {', '.join(train.MODES)}")
         if not 0 < self.p <= 1:
@@ -102,6 +114,13 @@ class Config:
     def name(self):
         """Run directory name; `source` runs do not depend on p."""
         tail = f"drop{self.dropout:g}_seed{self.seed}"
+        default = Config.__dataclass_fields__
+        if self.mode != "scratch" and self.source_classes != default["source_classes"].default:
+            tail += f"_from{self.source_classes}"
+        if self.mode != "source" and self.target_classes != default["target_classes"].default:
+            tail += f"_to{self.target_classes}"
+        if self.mode != "source" and self.subset != default["subset"].default:
+            tail += f"_{self.subset}"
         if self.precision != "float32":
             tail += f"_{self.precision}"
         return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
@@ -114,7 +133,10 @@ class Config:
 
     def source(self):
         """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
-        return dataclasses.replace(self, mode="source", p=1.0, train_samples=self.source_samples)
+        default = Config.__dataclass_fields__
+        return dataclasses.replace(self, mode="source", p=1.0, train_samples=self.source_samples,
+                                   target_classes=default["target_classes"].default,
+                                   subset=default["subset"].default)
 
 
 def read_json(path):
@@ -136,7 +158,8 @@ def write_json_atomic(path, obj):
 
 
 # Settings a mode does not depend on: a run made under other values of these is still valid.
-IRRELEVANT = {"source": ("p", "train_samples"), "scratch": ("source_samples",)}
+IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset"),
+              "scratch": ("source_samples", "source_classes")}
 
 
 def differences(stored, config):
@@ -196,8 +219,9 @@ def prepare_run_dir(run_dir, config):
 
 def load_task(config, mnist):
     if config.mode == "source":
-        return data.source_task(mnist)
-    return data.target_task(mnist, config.p)
+        return data.source_task(mnist, data.parse_classes(config.source_classes))
+    return data.target_task(mnist, config.p, data.parse_classes(config.target_classes),
+                            config.subset, config.seed)
 
 
 def copy_features(target, source_weights):
@@ -214,6 +238,8 @@ def hparams(config, task):
     return {"mode": config.mode, "p": config.p, "n_train": len(task.y_train),
             "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
             "lr_schedule": config.lr_schedule, "precision": config.precision,
+            "source_classes": config.source_classes, "target_classes": config.target_classes,
+            "subset": config.subset,
             "batch_size": config.batch_size, "train_samples": config.samples}
 
 

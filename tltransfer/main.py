@@ -46,6 +46,13 @@ flags.DEFINE_string("precision", "float32",
                     "float32, or bfloat16: bfloat16 activations with float32 variables and "
                     "optimizer, faster on CPUs with AVX512-BF16/AMX and on GPUs. Runs in "
                     "bfloat16 get their own directories (suffix _bfloat16).")
+flags.DEFINE_string("source_classes", "0-5", "Digits of the source task, e.g. 0-4, odd, "
+                    "1,3,7; relabelled 0..k-1 in order.")
+flags.DEFINE_string("target_classes", "6-9", "Digits of the target task, e.g. 5-9 or even; p "
+                    "subsets and output width follow.")
+flags.DEFINE_string("subset", "prefix", "prefix: the first images in official order (the "
+                    "course's nested subsets); random: a stratified random draw per seed, so "
+                    "the spread over seeds includes the data draw.")
 flags.DEFINE_string("logdir", "logs", "Log root: one run directory per configuration; point "
                     "TensorBoard at it.")
 flags.DEFINE_integer("num_shards", None, "Split the grid into this many shards, e.g. one per "
@@ -79,7 +86,9 @@ def configs_from_flags():
     from tltransfer.experiment import Config
     settings = dict(lr=FLAGS.lr, lr_schedule=FLAGS.lr_schedule, batch_size=FLAGS.batch_size,
                     train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
-                    eval_every=FLAGS.eval_every, precision=FLAGS.precision)
+                    eval_every=FLAGS.eval_every, precision=FLAGS.precision,
+                    source_classes=FLAGS.source_classes, target_classes=FLAGS.target_classes,
+                    subset=FLAGS.subset)
     grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, **settings)
             for mode in FLAGS.mode
             for p in parse_list("p", FLAGS.p, float)
