@@ -1170,6 +1170,9 @@ def build_report(csv_path, out_dir, thresholds, command):
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".report-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would make the published report private
     try:
         files = _write_report(work, csv_path, runs, meta, meta_note, thresholds, command)
         _publish(work, out_dir)
