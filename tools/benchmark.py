@@ -48,7 +48,7 @@ flags.DEFINE_integer("study_samples", 3000, "Training samples of each run of the
 flags.DEFINE_bool("quick", False, "Smoke version: 300 samples per run, evaluation every 100, "
                   "1 repeat, p=0.005, a 200-sample study slice. Its figures are not "
                   "representative.")
-flags.DEFINE_enum("side", None, ["keras", "tltransfer"],
+flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic"],
                   "Internal: measure one side in this process and write it to --side_out.")
 flags.DEFINE_string("side_out", None, "Internal: the JSON file --side writes.")
 
@@ -400,6 +400,8 @@ def measure_side(name, settings):
     if name == "keras":
         figures = measure_runs(KerasSide(settings, mnist, tasks), name, settings)
         return {**figures, "rss_mib": peak_rss_mib(), "versions": versions}
+    if name == "nondeterministic":  # the floor again, in a process without op determinism
+        return {"floor": measure_floor(settings, mnist)}
     with tempfile.TemporaryDirectory(prefix="tltransfer-benchmark-") as workdir:
         figures = measure_runs(TltransferSide(settings, mnist, tasks, workdir), name, settings)
     rss = peak_rss_mib()  # before the floor, whose cached features of p=1.0 are no run's
@@ -521,6 +523,11 @@ def table(report):
                      f"{f['eval_images_per_s']:>15,.0f}{f['s_per_1000']:>8.3f}")
     lines.append(f"  s/1000 = 1000 / train rate + {1000 // s['eval_every']} x "
                  f"{report['floor']['full']['test_images']} / eval rate")
+    on, off = report["floor"]["full"], report["floor_nondeterministic"]["full"]
+    lines.append(f"op determinism (--deterministic, on by default) on the whole-CNN floor: "
+                 f"train {100 * (off['train_samples_per_s'] / on['train_samples_per_s'] - 1):+.1f}%"
+                 f" faster without it, evaluation "
+                 f"{100 * (off['eval_images_per_s'] / on['eval_images_per_s'] - 1):+.1f}%")
     study = report["study"]
     lines += ["", f"whole default study ({study['runs']} runs), estimated:",
               textwrap.fill(study["formula"], 96, initial_indent="  ", subsequent_indent="  "),
@@ -558,7 +565,10 @@ def benchmark(settings):
     for name in SIDES:
         progress(f"measuring the {name} side")
         sides[name] = run_side(name, settings)
-    return combine(settings, sides)
+    progress("measuring the floor without op determinism")
+    report = combine(settings, sides)
+    report["floor_nondeterministic"] = run_side("nondeterministic", settings)["floor"]
+    return report
 
 
 def main(argv):
