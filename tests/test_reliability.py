@@ -51,6 +51,10 @@ def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, mnis
     assert study.run_all([diverging], str(tmp_path), quiet, mnist)[1] == failures
     runs, _, incomplete, failed = export_csv.export(str(tmp_path), str(tmp_path / "r.csv"))
     assert (runs, incomplete, failed) == (1, [], [diverging.name])
+    from tools import report
+    report.build_report(str(tmp_path / "r.csv"), str(tmp_path / "report"), [0.9], "test")
+    assert f"failed runs, left out: `{diverging.name}`" in (tmp_path / "report" / "report.md"
+                                                            ).read_text()
 
 
 def test_main_exits_non_zero_and_names_failed_runs(tmp_path):

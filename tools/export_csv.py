@@ -72,7 +72,7 @@ def rows(logdir, results):
                 yield {**base, "tag": tag, "step": step, "value": repr(points[step])}
 
 
-def meta(logdir, results):
+def meta(logdir, results, incomplete, failed):
     from tltransfer import experiment, study
     commands, flagfiles, versions, hashes = [], set(), {}, set()
     history = os.path.join(logdir, study.INVOCATIONS)
@@ -87,6 +87,7 @@ def meta(logdir, results):
         versions.update(config.get("versions", {}))
         hashes.add(config.get("data_sha256"))
     return {"logdir": os.path.abspath(logdir), "commands": list(dict.fromkeys(commands)),
+            "failed_runs": failed, "incomplete_runs": incomplete,
             "flagfiles": sorted(flagfiles), "versions": versions,
             "data_sha256": sorted(h for h in hashes if h)}
 
@@ -118,7 +119,7 @@ def export(logdir, out):
                 "test_loss": repr(r["test_loss"])} for r in results])
     tmp = f"{stem}_meta.json.tmp"
     with open(tmp, "w") as f:
-        json.dump(meta(logdir, results), f, indent=1, sort_keys=True)
+        json.dump(meta(logdir, results, incomplete, failed), f, indent=1, sort_keys=True)
     os.replace(tmp, f"{stem}_meta.json")
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
     return len(results), len(tidy), incomplete, failed

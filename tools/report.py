@@ -859,6 +859,10 @@ def header_section(report, command, csv_path, runs, meta, meta_note):
             f"{name} {versions[name]}" for name in sorted(versions)) or "none recorded"))
         report.add(f"  - data sha256: {_code_list(meta.get('data_sha256'))}",
                    f"  - logdir: {_code_list(meta.get('logdir'))}")
+        for key, label in (("failed_runs", "failed runs, left out"),
+                           ("incomplete_runs", "incomplete runs, left out")):
+            if meta.get(key):
+                report.add(f"  - {label}: {_code_list(meta.get(key))}")
     report.add(f"- Report made with Python {sys.version.split()[0]}, numpy {np.__version__}, "
                f"scipy {scipy.__version__}, matplotlib {matplotlib.__version__}.")
     for mode in (SOURCE,) + TARGET_MODES:
