@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 import shutil
 
@@ -136,3 +137,77 @@ def test_random_subsets_are_stratified_and_drawn_per_seed(mnist):
     assert np.all(np.abs(np.bincount(a.y_train) - expected) < 1)
     prefix = data.target_task(mnist, 0.1)
     assert not np.array_equal(a.x_train, prefix.x_train)
+
+
+def write_idx(path, array, compress):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if compress else open
+    with opener(str(path) + (".gz" if compress else ""), "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_directory_loads_the_same_arrays(tmp_path, mnist):
+    # A small slice of the shipped MNIST in the original distribution's format, half gzipped.
+    arrays = {"x_train": mnist.x_train[:2000], "y_train": mnist.y_train[:2000],
+              "x_test": mnist.x_test[:500], "y_test": mnist.y_test[:500]}
+    for (key, stem, _), compress in zip(data.IDX_FILES, (True, False, True, False)):
+        write_idx(tmp_path / stem, arrays[key], compress)
+    loaded = data.load_data(str(tmp_path))
+    for key, array in arrays.items():
+        np.testing.assert_array_equal(getattr(loaded, key), array)
+    assert loaded.sha256 != data.MNIST_SHA256
+    task = data.target_task(loaded, 1.0)
+    assert len(task.y_train) == 100 * (int(np.sum(arrays["y_train"] >= 6)) // 100)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("magic", "not an IDX file"), ("truncate", "truncated"), ("missing", "has no t10k-labels")])
+def test_malformed_idx_is_a_clear_error(tmp_path, mnist, damage, message):
+    arrays = {"x_train": mnist.x_train[:300], "y_train": mnist.y_train[:300],
+              "x_test": mnist.x_test[:100], "y_test": mnist.y_test[:100]}
+    for key, stem, _ in data.IDX_FILES:
+        write_idx(tmp_path / stem, arrays[key], compress=False)
+    images = tmp_path / "train-images-idx3-ubyte"
+    if damage == "magic":
+        images.write_bytes(b"\x00\x00\x09\x03" + images.read_bytes()[4:])
+    elif damage == "truncate":
+        images.write_bytes(images.read_bytes()[:5000])
+    else:
+        (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(data.DataError, match=message):
+        data.load_data(str(tmp_path))
+
+
+def test_course_mat_file_loads_the_same_tasks(tmp_path, mnist):
+    import scipy.io
+    source = data.source_task(mnist)
+    targets = {p: data.target_task(mnist, p) for p in (0.01, 1.0)}
+    full69 = targets[1.0]
+    mat = {
+        # As the course might store them: uint8 28x28, flat floats in [0, 1], one-hot, 0-3.
+        "X_trn05": source.x_train, "t_trn05": np.eye(6, dtype=np.uint8)[source.y_train],
+        "X_tst05": (source.x_test.reshape(-1, 784) / 255).astype(np.float32),
+        "t_tst05": source.y_test[:, None],
+        "X_trn69_1": full69.x_train, "t_trn69_1": full69.y_train[:, None],
+        "X_trn69_0_01": targets[0.01].x_train, "t_trn69_0_01": targets[0.01].y_train[:, None],
+        "X_tst69": (full69.x_test.reshape(-1, 784) / 255).astype(np.float32),
+        "t_tst69": full69.y_test + 6,
+    }
+    scipy.io.savemat(tmp_path / "mnist.mat", mat)
+    loaded = data.load_data(str(tmp_path / "mnist.mat"))
+    for p in (0.005, 0.01, 0.1, 1.0):
+        ours, theirs = data.target_task(mnist, p), data.target_task(loaded, p)
+        np.testing.assert_array_equal(theirs.x_train, ours.x_train)
+        np.testing.assert_array_equal(theirs.y_train, ours.y_train)
+        np.testing.assert_array_equal(theirs.x_test, ours.x_test)
+        np.testing.assert_array_equal(theirs.y_test, ours.y_test)
+    np.testing.assert_array_equal(data.source_task(loaded).x_test, source.x_test)
+    np.testing.assert_array_equal(data.source_task(loaded).y_train, source.y_train)
+    del mat["X_tst69"]
+    scipy.io.savemat(tmp_path / "broken.mat", mat)
+    with pytest.raises(data.DataError, match="lacks X_tst69"):
+        data.load_data(str(tmp_path / "broken.mat"))
+    (tmp_path / "garbage.mat").write_bytes(b"not a matlab file at all")
+    with pytest.raises(data.DataError, match="not a readable MATLAB file"):
+        data.load_data(str(tmp_path / "garbage.mat"))

@@ -19,6 +19,8 @@ def main(*args, cwd=None):
     (["--p=0"], "p=0.0 is outside (0, 1]"),
     (["--p=abc"], "--p=abc: every value must be a number"),
     (["--p=0.001"], "no training images"),
+    (["--data=/nowhere/mnist.mat"], "neither a directory of IDX files nor an existing .mat"),
+    (["--target_classes=7"], "target_classes"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, args, message):
     out = main(*args, f"--logdir={tmp_path}")

@@ -7,8 +7,10 @@ of (seed, epoch) and a step counter is the whole data position.
 
 import dataclasses
 import functools
+import gzip
 import hashlib
 import os
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -31,10 +33,12 @@ class DataError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Mnist:
-    x_train: np.ndarray  # uint8 [60000, 28, 28], official order
-    y_train: np.ndarray  # uint8 [60000]
-    x_test: np.ndarray   # uint8 [10000, 28, 28]
-    y_test: np.ndarray   # uint8 [10000]
+    """A 10-class set of 28x28 images: the shipped MNIST or one read with load_data."""
+    x_train: np.ndarray  # uint8 [n, 28, 28], in the file's order
+    y_train: np.ndarray  # uint8 [n], digits 0-9
+    x_test: np.ndarray   # uint8 [m, 28, 28]
+    y_test: np.ndarray   # uint8 [m]
+    sha256: str = MNIST_SHA256  # of the file(s) it came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +76,111 @@ def load_mnist(path=MNIST_PATH, sha256=MNIST_SHA256):
             "restore it with `git checkout -- tltransfer/mnist.npz` or reinstall tltransfer")
     with np.load(path) as f:
         return Mnist(f["x_train"], f["y_train"], f["x_test"], f["y_test"])
+
+
+IDX_FILES = (("x_train", "train-images-idx3-ubyte", 3), ("y_train", "train-labels-idx1-ubyte", 1),
+             ("x_test", "t10k-images-idx3-ubyte", 3), ("y_test", "t10k-labels-idx1-ubyte", 1))
+
+
+def load_data(path=""):
+    """The shipped MNIST (path ''), a directory of the four MNIST IDX files (plain or .gz:
+    MNIST itself, Fashion-MNIST, KMNIST...), or the course's mnist.mat."""
+    if not path:
+        return load_mnist()
+    if os.path.isdir(path):
+        return load_idx_dir(path)
+    if path.endswith(".mat") and os.path.isfile(path):
+        return load_course_mat(path)
+    raise DataError(f"--data={path} is neither a directory of IDX files nor an existing .mat "
+                    "file; leave --data empty for the shipped MNIST")
+
+
+def read_idx(path, ndim):
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {path}: {e}") from e
+    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
+        raise DataError(f"{path} is not an IDX file of {ndim}-D unsigned bytes "
+                        f"(header {raw[:4].hex() or 'empty'})")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    values = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if values.size != int(np.prod(dims)):
+        raise DataError(f"{path} holds {values.size} values where its header announces "
+                        f"{int(np.prod(dims))}: the file is truncated or corrupted")
+    return values.reshape(dims)
+
+
+def load_idx_dir(path):
+    arrays, digest = {}, hashlib.sha256()
+    for key, stem, ndim in IDX_FILES:
+        found = [os.path.join(path, stem + ext) for ext in ("", ".gz")
+                 if os.path.isfile(os.path.join(path, stem + ext))]
+        if not found:
+            raise DataError(f"{path} has no {stem} (or {stem}.gz); an IDX directory holds the "
+                            "four files of MNIST's original distribution")
+        digest.update(file_sha256(found[0]).encode())
+        arrays[key] = read_idx(found[0], ndim)
+    return checked(arrays, path, digest.hexdigest())
+
+
+def checked(arrays, path, sha256):
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.shape[1:] != (28, 28) or len(x) != len(y):
+            raise DataError(f"{path}: {len(x)} {part} images of shape {x.shape[1:]} and "
+                            f"{len(y)} labels; expected one label per 28x28 image")
+        if len(y) and y.max() > 9:
+            raise DataError(f"{path}: {part} labels go up to {y.max()}; expected digits 0-9")
+    return Mnist(**{k: np.asarray(v, np.uint8) for k, v in arrays.items()}, sha256=sha256)
+
+
+def load_course_mat(path):
+    """The course's mnist.mat: X/t_trn05, X/t_tst05, X/t_trn69_<P>, X/t_tst69.
+
+    The largest X_trn69_<P> holds the course's whole 6-9 training set (the others are its
+    prefixes). Images may be flat or 28x28, in [0, 1] or 0-255; targets indices or one-hot;
+    6-9 targets may be relabelled 0-3.
+    """
+    import scipy.io
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as e:  # scipy raises several unrelated types for a damaged file
+        raise DataError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e})") from e
+    trn69 = [k for k in mat if k.startswith("X_trn69_")]
+    missing = [k for k in ("X_trn05", "t_trn05", "X_tst05", "t_tst05", "X_tst69", "t_tst69")
+               if k not in mat] + ([] if trn69 else ["X_trn69_<P>"])
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}: not the course's mnist.mat")
+    full69 = max(trn69, key=lambda k: len(mat[k]) if np.ndim(mat[k]) == 3 else np.size(mat[k]))
+    target_key = "t" + full69[1:]
+    if target_key not in mat:
+        raise DataError(f"{path} has {full69} but no {target_key}")
+
+    def images(key):
+        x = np.asarray(mat[key])
+        if x.ndim == 2 and x.shape[1] == 784:
+            x = x.reshape(-1, 28, 28)
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataError(f"{path}: {key} has shape {x.shape}; expected n x 784 or n x 28 x 28")
+        if x.dtype != np.uint8:
+            x = np.rint(x * 255 if x.max() <= 1 else x).clip(0, 255).astype(np.uint8)
+        return x
+
+    def targets(key, first):
+        t = np.asarray(mat[key])
+        t = t.argmax(axis=1) if t.ndim == 2 and min(t.shape) > 1 else t.reshape(-1)
+        t = t.astype(np.int64)
+        return t + first if t.max() < first else t  # relabelled 0..k-1
+
+    x_train = np.concatenate([images("X_trn05"), images(full69)])
+    y_train = np.concatenate([targets("t_trn05", 0), targets(target_key, 6)])
+    x_test = np.concatenate([images("X_tst05"), images("X_tst69")])
+    y_test = np.concatenate([targets("t_tst05", 0), targets("t_tst69", 6)])
+    return checked(dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test), path,
+                   file_sha256(path))
 
 
 def split(mnist, classes, name):

@@ -70,6 +70,7 @@ class Config:
     source_classes: str = "0-5"
     target_classes: str = "6-9"
     subset: str = "prefix"
+    data: str = ""  # '' = the shipped MNIST; else what data.load_data reads
 
     def __post_init__(self):
         problems = []
@@ -188,7 +189,7 @@ def completed_result(config, logdir):
     return result
 
 
-def prepare_run_dir(run_dir, config):
+def prepare_run_dir(run_dir, config, data_sha256):
     """True if `run_dir` holds a checkpoint of an unfinished run of `config` to resume.
 
     Otherwise leaves it empty but for a fresh config.json: leftovers of an unfinished run of
@@ -210,7 +211,7 @@ def prepare_run_dir(run_dir, config):
         write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
             "config": dataclasses.asdict(config), "run": config.name,
             "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
-            "data_sha256": data.MNIST_SHA256})
+            "data_sha256": data_sha256})
     except OSError as e:
         raise RunError(f"cannot write run directory {run_dir}: {e.strerror}; "
                        "choose a writable --logdir") from e
@@ -287,7 +288,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
     result = completed_result(config, logdir)
     if result is not None:
         return result
-    mnist = mnist if mnist is not None else data.load_mnist()
+    mnist = mnist if mnist is not None else data.load_data(config.data)
     task = load_task(config, mnist)
     source_dir = None
     if config.mode in train.TRANSFER_MODES:
@@ -306,7 +307,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
         if reason is not None:
             raise RunFailed(reason)
         run_dir = os.path.join(logdir, config.name)
-        resume = prepare_run_dir(run_dir, config)
+        resume = prepare_run_dir(run_dir, config, mnist.sha256)
         net = model.CNN(task.num_classes, config.seed, config.dropout)
         if source_dir is not None:
             copy_features(net, os.path.join(source_dir, WEIGHTS))

@@ -53,6 +53,9 @@ flags.DEFINE_string("target_classes", "6-9", "Digits of the target task, e.g. 5-
 flags.DEFINE_string("subset", "prefix", "prefix: the first images in official order (the "
                     "course's nested subsets); random: a stratified random draw per seed, so "
                     "the spread over seeds includes the data draw.")
+flags.DEFINE_string("data", "", "Other data: a directory of the four MNIST-format IDX files "
+                    "(plain or .gz; e.g. Fashion-MNIST, KMNIST) or the course's mnist.mat. "
+                    "Empty: the MNIST shipped with the package.")
 flags.DEFINE_string("logdir", "logs", "Log root: one run directory per configuration; point "
                     "TensorBoard at it.")
 flags.DEFINE_integer("num_shards", None, "Split the grid into this many shards, e.g. one per "
@@ -90,7 +93,7 @@ def configs_from_flags():
                     train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
                     eval_every=FLAGS.eval_every, precision=FLAGS.precision,
                     source_classes=FLAGS.source_classes, target_classes=FLAGS.target_classes,
-                    subset=FLAGS.subset)
+                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "")
     grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, **settings)
             for mode in FLAGS.mode
             for p in parse_list("p", FLAGS.p, float)
@@ -153,7 +156,7 @@ def main(argv):
     try:
         configs = configs_from_flags()
         shard_of = shard_from_flags()
-        mnist = data.load_mnist()
+        mnist = data.load_data(configs[0].data)
         for config in configs:  # refuse a bad grid before training any of it
             experiment.load_task(config, mnist)
         if FLAGS.deterministic:
