@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -49,7 +51,7 @@ def test_transfer_starts_from_source_conv_weights(tiny_study):
     logdir, _ = tiny_study
     source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
     net = model.CNN(4, seed=5)
-    experiment.copy_features(net, f"{logdir}/source_drop0_seed0/{experiment.WEIGHTS}")
+    experiment.copy_layers(net, f"{logdir}/source_drop0_seed0/{experiment.WEIGHTS}")
     for layer in ("conv1", "conv2"):
         for var in ("w", "b"):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -104,3 +106,42 @@ def test_bfloat16_compute_trains_float32_variables(mnist):
     assert all(v.dtype == tf.float32 for v in net.trainable_variables)
     test_accuracy, _ = trainer.evaluate(data.images_tensor(task.x_test), tf.constant(task.y_test))
     assert float(test_accuracy) > 0.7
+
+
+@pytest.mark.parametrize("depth, frozen_layers", [(1, ["conv1"]), (2, ["conv1", "conv2"]),
+                                                  (3, ["conv1", "conv2", "hidden"])])
+def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path, mnist, depth,
+                                                            frozen_layers):
+    logdir, _ = tiny_study
+    source_dir = f"{logdir}/source_drop0_seed0"
+    os.symlink(source_dir, tmp_path / "source_drop0_seed0")
+    config = experiment.Config(mode="frozen", p=0.005, seed=0, train_samples=300,
+                               source_samples=300, eval_every=100, transfer_layers=depth)
+    assert len(train.trainable_variables(model.CNN(4, 0), "frozen", depth)) == 2 * (4 - depth)
+    experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    source, tuned = weights(source_dir), weights(f"{tmp_path}/{config.name}")
+    paths = {"conv1": "features/conv1", "conv2": "features/conv2", "hidden": "classifier/hidden",
+             "logits": "classifier/logits"}
+    for layer, path in paths.items():
+        key = f"model/{path}/w/.ATTRIBUTES/VARIABLE_VALUE"
+        if layer in frozen_layers:
+            np.testing.assert_array_equal(tuned[key], source[key])
+        else:
+            assert tuned[key].shape != source[key].shape or not np.array_equal(
+                tuned[key], source[key]), layer
+
+
+def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path, mnist):
+    logdir, results = tiny_study
+    source_dir = f"{logdir}/source_drop0_seed0"
+    os.symlink(source_dir, tmp_path / "source_drop0_seed0")
+    config = experiment.Config(mode="finetune", p=0.005, seed=0, train_samples=300,
+                               source_samples=300, eval_every=100, transferred_lr_scale=0.1)
+    assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1"
+    experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    source = weights(source_dir)
+    slow, fast = weights(f"{tmp_path}/{config.name}"), weights(f"{logdir}/{results['finetune']['run']}")
+    key = "model/features/conv2/w/.ATTRIBUTES/VARIABLE_VALUE"
+    moved_slow = np.abs(slow[key] - source[key]).mean()
+    moved_fast = np.abs(fast[key] - source[key]).mean()
+    assert 0 < moved_slow < 0.3 * moved_fast

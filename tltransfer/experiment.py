@@ -71,6 +71,8 @@ class Config:
     target_classes: str = "6-9"
     subset: str = "prefix"
     data: str = ""  # '' = the shipped MNIST; else what data.load_data reads
+    transfer_layers: int = 2  # frozen/finetune copy layers 1..N: 1 conv1, 2 + conv2, 3 + dense
+    transferred_lr_scale: float = 1.0  # finetune: learning rate of the copied layers, relative
 
     def __post_init__(self):
         problems = []
@@ -80,6 +82,11 @@ class Config:
                     data.parse_classes(getattr(self, name))))
             except ValueError as e:
                 problems.append(f"{name}: {e}")
+        if self.transfer_layers not in (1, 2, 3):
+            problems.append(f"transfer_layers={self.transfer_layers} must be 1 (conv1), 2 (both "
+                            "conv layers) or 3 (conv layers and dense 128)")
+        if self.transferred_lr_scale <= 0:
+            problems.append(f"transferred_lr_scale={self.transferred_lr_scale} must be positive")
         if self.subset not in SUBSETS:
             problems.append(f"subset {self.subset!r} is unknown; choose from {', '.join(SUBSETS)}")
         if self.mode not in train.MODES:
@@ -122,22 +129,30 @@ class Config:
             tail += f"_to{self.target_classes}"
         if self.mode != "source" and self.subset != default["subset"].default:
             tail += f"_{self.subset}"
+        if self.mode in train.TRANSFER_MODES:
+            if self.transfer_layers != default["transfer_layers"].default:
+                tail += f"_depth{self.transfer_layers}"
+            if self.transferred_lr_scale != default["transferred_lr_scale"].default:
+                tail += f"_lrx{self.transferred_lr_scale:g}"
         if self.precision != "float32":
             tail += f"_{self.precision}"
         return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
 
-    def learning_rate(self):
-        """Adam's learning rate: constant, or cosine-decayed to 0 over the run's budget."""
+    def learning_rate(self, scale=1.0):
+        """Adam's learning rate times `scale`: constant, or cosine-decayed to 0 over the run."""
         if self.lr_schedule == "constant":
-            return self.lr
-        return tf.keras.optimizers.schedules.CosineDecay(self.lr, self.samples // self.batch_size)
+            return self.lr * scale
+        return tf.keras.optimizers.schedules.CosineDecay(self.lr * scale,
+                                                         self.samples // self.batch_size)
 
     def source(self):
         """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
         default = Config.__dataclass_fields__
         return dataclasses.replace(self, mode="source", p=1.0, train_samples=self.source_samples,
                                    target_classes=default["target_classes"].default,
-                                   subset=default["subset"].default)
+                                   subset=default["subset"].default,
+                                   transfer_layers=default["transfer_layers"].default,
+                                   transferred_lr_scale=default["transferred_lr_scale"].default)
 
 
 def read_json(path):
@@ -159,8 +174,11 @@ def write_json_atomic(path, obj):
 
 
 # Settings a mode does not depend on: a run made under other values of these is still valid.
-IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset"),
-              "scratch": ("source_samples", "source_classes")}
+IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset", "transfer_layers",
+                         "transferred_lr_scale"),
+              "scratch": ("source_samples", "source_classes", "transfer_layers",
+                          "transferred_lr_scale"),
+              "frozen": ("transferred_lr_scale",)}
 
 
 def differences(stored, config):
@@ -225,9 +243,17 @@ def load_task(config, mnist):
                             config.subset, config.seed)
 
 
-def copy_features(target, source_weights):
-    """Restores `target.features` from a saved source CNN's checkpoint."""
-    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(features=target.features))
+def copy_layers(target, source_weights, count=2):
+    """Restores the first `count` layers of `target` (see CNN.layers) from a saved source CNN.
+
+    The checkpoint is matched by the path of each layer in the module tree, so only those
+    layers are read; the rest of `target` keeps its own initialisation.
+    """
+    convs = {name: getattr(target.features, name) for name in ("conv1", "conv2")[:count]}
+    parts = {"features": tf.train.Checkpoint(**convs)}
+    if count >= 3:
+        parts["classifier"] = tf.train.Checkpoint(hidden=target.classifier.hidden)
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
     try:
         ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
@@ -240,7 +266,8 @@ def hparams(config, task):
             "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
             "lr_schedule": config.lr_schedule, "precision": config.precision,
             "source_classes": config.source_classes, "target_classes": config.target_classes,
-            "subset": config.subset,
+            "subset": config.subset, "transfer_layers": config.transfer_layers,
+            "transferred_lr_scale": config.transferred_lr_scale,
             "batch_size": config.batch_size, "train_samples": config.samples}
 
 
@@ -310,7 +337,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
         resume = prepare_run_dir(run_dir, config, mnist.sha256)
         net = model.CNN(task.num_classes, config.seed, config.dropout)
         if source_dir is not None:
-            copy_features(net, os.path.join(source_dir, WEIGHTS))
+            copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
         try:
             curve = fit(config, task, net, run_dir, log, resume)
         except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
@@ -366,17 +393,23 @@ def fit(config, task, net, run_dir, log, resume=False):
     """
     train_x, test_x = data.images_tensor(task.x_train), data.images_tensor(task.x_test)
     train_y, test_y = tf.constant(task.y_train), tf.constant(task.y_test)
-    variables = train.trainable_variables(net, config.mode)
+    variables = train.trainable_variables(net, config.mode, config.transfer_layers)
     trained = net
-    if config.mode == "frozen":
+    if config.mode == "frozen" and config.transfer_layers == 2:
         # The features never change: compute them once and train the classifier on them.
         extract = train.feature_extractor(net.features)
         train_x, test_x = extract(train_x), extract(test_x)
         trained = net.classifier
+    copied = ()
+    if config.mode == "finetune" and config.transferred_lr_scale != 1:
+        copied = [v for layer in net.layers[:config.transfer_layers]
+                  for v in layer.trainable_variables]
     trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed,
-                            compute_dtype=config.precision)
+                            compute_dtype=config.precision, slow_variables=copied,
+                            slow_learning_rate=config.learning_rate(config.transferred_lr_scale))
+    slow = {"copied_optimizer": trainer.optimizers[1]} if len(trainer.optimizers) > 1 else {}
     checkpoint = tf.train.Checkpoint(trained=trained, optimizer=trainer.optimizer,
-                                     step=trainer.step)
+                                     step=trainer.step, **slow)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),
                                          max_to_keep=1)
     curve = {"step": [], "test_accuracy": [], "test_loss": []}

@@ -53,6 +53,11 @@ flags.DEFINE_string("target_classes", "6-9", "Digits of the target task, e.g. 5-
 flags.DEFINE_string("subset", "prefix", "prefix: the first images in official order (the "
                     "course's nested subsets); random: a stratified random draw per seed, so "
                     "the spread over seeds includes the data draw.")
+flags.DEFINE_integer("transfer_layers", 2, "How many of the source net's first layers frozen "
+                     "and finetune runs copy: 1 = conv1, 2 = both conv layers (the lab's), 3 = "
+                     "conv layers and dense 128. frozen trains only the layers after them.")
+flags.DEFINE_float("transferred_lr_scale", 1.0, "finetune: the copied layers learn at this "
+                   "times --lr (their own Adam).")
 flags.DEFINE_string("data", "", "Other data: a directory of the four MNIST-format IDX files "
                     "(plain or .gz; e.g. Fashion-MNIST, KMNIST) or the course's mnist.mat. "
                     "Empty: the MNIST shipped with the package.")
@@ -93,7 +98,9 @@ def configs_from_flags():
                     train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
                     eval_every=FLAGS.eval_every, precision=FLAGS.precision,
                     source_classes=FLAGS.source_classes, target_classes=FLAGS.target_classes,
-                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "")
+                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "",
+                    transfer_layers=FLAGS.transfer_layers,
+                    transferred_lr_scale=FLAGS.transferred_lr_scale)
     grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, **settings)
             for mode in FLAGS.mode
             for p in parse_list("p", FLAGS.p, float)

@@ -91,5 +91,11 @@ class CNN(tf.Module):
         self.classifier = Classifier(self.features.output_size, num_classes, seed,
                                      dropout=dropout, name="classifier")
 
+    @property
+    def layers(self):
+        """The layers with weights, in order: the spec's layers 1, 2, 4 and 5."""
+        return (self.features.conv1, self.features.conv2, self.classifier.hidden,
+                self.classifier.logits)
+
     def __call__(self, images, training=False, seed=None):
         return self.classifier(self.features(images), training=training, seed=seed)

@@ -9,12 +9,17 @@ TRANSFER_MODES = ("frozen", "finetune")
 EVAL_CHUNK = 2048  # test images per forward pass: 2x faster than 1000 on a 2-core CPU, ~200 MB
 
 
-def trainable_variables(model, mode):
-    """The variables the optimizer sees, chosen from the module structure, never by name."""
+def trainable_variables(model, mode, transfer_layers=2):
+    """The variables the optimizer sees, chosen from the module structure, never by name.
+
+    frozen: only the layers after the first `transfer_layers` (copied) ones; with the lab's 2,
+    exactly the classifier's variables.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     if mode == "frozen":
-        return model.classifier.trainable_variables
+        return tuple(v for layer in model.layers[transfer_layers:]
+                     for v in layer.trainable_variables)
     return model.trainable_variables
 
 
@@ -31,20 +36,34 @@ def count_correct(logits, labels):
 class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
-    `net(inputs, training, seed)` returns logits (in `compute_dtype`). It is the whole CNN on images, or only its
-    classifier on precomputed features when the features are frozen. Dropout masks are a
+    `net(inputs, training, seed)` returns logits (in `compute_dtype`). It is the whole CNN on
+    images, or only its classifier on precomputed features when the features are frozen. Dropout masks are a
     stateless function of (seed, step), so the step counter is all the state a resume needs.
     """
 
-    def __init__(self, net, variables, learning_rate, seed, compute_dtype=tf.float32):
+    def __init__(self, net, variables, learning_rate, seed, compute_dtype=tf.float32,
+                 slow_variables=(), slow_learning_rate=None):
+        """`slow_variables` (some of `variables`) get an Adam of their own at
+        `slow_learning_rate`: scaling their gradients instead would do nothing, as Adam
+        normalises the scale away."""
         self.net = net
         # bfloat16 compute keeps float32 variables and optimizer: only activations are cast.
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.variables = tuple(variables)
         self.seed = int(seed)
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate)
-        # Slots must exist before a checkpoint restore and outside the compiled function.
-        self.optimizer.build(self.variables)
+        slow = {id(v) for v in slow_variables}
+        groups = [(learning_rate, [i for i, v in enumerate(self.variables) if id(v) not in slow])]
+        if slow:
+            groups.append((slow_learning_rate,
+                           [i for i, v in enumerate(self.variables) if id(v) in slow]))
+        self._groups = []
+        for rate, indices in groups:
+            optimizer = tf.keras.optimizers.Adam(rate)
+            # Slots must exist before a checkpoint restore and outside the compiled function.
+            optimizer.build([self.variables[i] for i in indices])
+            self._groups.append((optimizer, indices))
+        self.optimizers = tuple(optimizer for optimizer, _ in self._groups)
+        self.optimizer = self.optimizers[0]
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.train_window = tf.function(self._train_window)
         self.evaluate = tf.function(self._evaluate)
@@ -64,7 +83,8 @@ class Trainer:
                 logits = self.net(tf.cast(x, self.compute_dtype), training=True, seed=seed)
                 loss = cross_entropy(logits, y)
             grads = tape.gradient(loss, self.variables)
-            self.optimizer.apply_gradients(zip(grads, self.variables))
+            for optimizer, indices in self._groups:
+                optimizer.apply_gradients([(grads[i], self.variables[i]) for i in indices])
             self.step.assign_add(1)
             loss_sum += loss
             correct += count_correct(logits, y)

@@ -290,7 +290,7 @@ class TltransferSide:
         watch = Stopwatch()
         net = model.CNN(self.tasks[p].num_classes, config.seed, config.dropout)
         if mode in ("frozen", "finetune"):
-            experiment.copy_features(net, self.source_weights)
+            experiment.copy_layers(net, self.source_weights)
         experiment.fit(config, self.tasks[p], net, run_dir, watch.log)
         return watch.timing(samples)
 

@@ -24,7 +24,8 @@ flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV an
                     "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
 
 SETTINGS = ["run", "mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
-            "train_samples", "precision", "source_classes", "target_classes", "subset"]
+            "train_samples", "precision", "source_classes", "target_classes", "subset",
+            "transfer_layers", "transferred_lr_scale"]
 COLUMNS = SETTINGS + ["tag", "step", "value"]
 RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
 
