@@ -139,3 +139,16 @@ def test_other_classes_get_their_own_names_and_output_width(tmp_path, mnist):
                                   ).shape == (128, 5)
     with pytest.raises(ValueError, match="target_classes"):
         experiment.Config(target_classes="7")
+
+
+def test_canonical_configs_of_one_run_compare_equal():
+    depths = [experiment.Config(mode="scratch", p=0.1, transfer_layers=n).canonical()
+              for n in (1, 2, 3)]
+    assert len(set(depths)) == 1 and depths[0].name == "scratch_p0.1_drop0_seed0"
+    frozen = {experiment.Config(mode="frozen", p=0.1, transfer_layers=n,
+                                transferred_lr_scale=s).canonical()
+              for n in (1, 3) for s in (0.1, 1.0)}
+    assert sorted(c.name for c in frozen) == ["frozen_p0.1_drop0_seed0_depth1",
+                                              "frozen_p0.1_drop0_seed0_depth3"]
+    assert experiment.Config(mode="finetune", transfer_layers=3).source() == \
+        experiment.Config(mode="frozen", p=0.01).source()

@@ -377,3 +377,208 @@ def test_out_dir_holding_other_files_is_not_replaced(tmp_path):
     result = run_tool(f"--csv={csv_path}", f"--out={tmp_path / 'notes'}")
     assert result.returncode != 0 and "is not an earlier report" in result.stderr
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+# --- settings beyond the lab's: left out of the main report, or in sections of their own ------
+
+SETTING_COLUMNS = ["precision", "source_classes", "target_classes", "subset", "transfer_layers",
+                   "transferred_lr_scale"]
+WIDE_HEADER = HEADER[:10] + SETTING_COLUMNS + HEADER[10:]
+LAB_CELLS = ["float32", "0-5", "6-9", "prefix", "2", "1"]
+
+
+def widen(rows, cells=LAB_CELLS):
+    """Old-style rows (HEADER) with the setting columns inserted after train_samples."""
+    return [row[:10] + list(cells) + row[10:] for row in rows]
+
+
+def settings_rows(mode, p, dropout, finals_by_seed, suffix="", **settings):
+    """Rows of one configuration: one run per final accuracy, its curve rising to it."""
+    cells = [str(settings.get(name, "")) for name in SETTING_COLUMNS]  # '' = the lab's
+    rows = []
+    for seed, final in enumerate(finals_by_seed):
+        n_train = 36017 if mode == "source" else N_TRAIN[p]
+        config = [run_name(mode, p, dropout, seed) + suffix, mode, f"{p:g}", n_train,
+                  f"{dropout:g}", seed, "0.001", "cosine", 100, 4000] + cells
+        for step, value in zip(STEPS, (0.5, 0.7, 0.8, final)):
+            rows.append(config + ["test/accuracy", step, value])
+    return rows
+
+
+def build(tmp_path, rows, name="report"):
+    csv_path = write_csv(tmp_path / f"{name}.csv", rows, WIDE_HEADER)
+    out = tmp_path / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a NaN from numpy or scipy fails
+        report.build_report(str(csv_path), str(out), [0.9, 0.95], "python tools/report.py")
+    return out, (out / "report.md").read_text()
+
+
+def test_setting_columns_are_optional_and_default_to_the_labs(tmp_path):
+    rows = settings_rows("frozen", 0.01, 0.0, [0.9], source_classes="0,1,2,3,4,5")
+    rows += settings_rows("finetune", 0.01, 0.0, [0.9], transfer_layers="3", subset="random")
+    rows += settings_rows("source", 1.0, 0.0, [0.99], target_classes="5-9", subset="random",
+                          transfer_layers="1", transferred_lr_scale="0.1")
+    rows += settings_rows("scratch", 0.01, 0.0, [0.9], source_classes="0-4",
+                          precision="bfloat16")
+    runs = {run.mode: run for run in report.load_results(
+        str(write_csv(tmp_path / "r.csv", rows, WIDE_HEADER)))}
+    # Empty cells and the long form of 0-5 are the lab's settings.
+    assert runs["frozen"].differences() == () and runs["frozen"].source_classes == "0-5"
+    assert runs["finetune"].differences() == (("subset", "random"), ("transfer_layers", 3))
+    assert runs["finetune"].differences(ignore=("transfer_layers",)) == (("subset", "random"),)
+    # A source net depends on precision and source classes only.
+    assert runs["source"].standard and runs["source"].transferred_lr_scale == 0.1
+    # A scratch net never sees the source classes, but its precision counts.
+    assert runs["scratch"].differences() == (("precision", "bfloat16"),)
+    old = report.load_results(str(write_csv(tmp_path / "old.csv", study_rows())))
+    assert all(run.standard and run.transfer_layers == 2 for run in old)
+
+
+def test_bad_transfer_layers_cell_is_refused(tmp_path):
+    rows = settings_rows("frozen", 0.01, 0.0, [0.9], transfer_layers="two")
+    with pytest.raises(report.ReportError, match="transfer_layers='two' is not a valid integer"):
+        report.load_results(str(write_csv(tmp_path / "r.csv", rows, WIDE_HEADER)))
+
+
+def test_runs_at_other_settings_stay_out_of_the_main_tables(tmp_path, study):
+    standard_out, _ = study
+    # Far below the standard runs: had they been mixed in, every mean would move.
+    rows = widen(study_rows())
+    rows += settings_rows("frozen", 0.01, 0.0, [0.30, 0.31, 0.32], "_bfloat16",
+                          precision="bfloat16")
+    rows += settings_rows("scratch", 0.01, 0.0, [0.40, 0.41, 0.42], "_random", subset="random")
+    rows += settings_rows("scratch", 1.0, 0.0, [0.50], "_both", subset="random",
+                          precision="bfloat16")
+    # A source net does not depend on the target's subset: this one stays in.
+    rows += [row[:5] + [3] + row[6:] for row in settings_rows(
+        "source", 1.0, 0.0, [0.997], "_x", subset="random")]
+    out, text = build(tmp_path, rows)
+    for name in ("assignment1_accuracy.csv", "assignment2_accuracy.csv",
+                 "assignment3_accuracy.csv", "statistics.csv", "data_efficiency.csv"):
+        assert (out / name).read_text() == (standard_out / name).read_text(), name
+    scratch = find_row(read_table(out / "assignment1_accuracy.csv"), p="0.01", mode="scratch")
+    assert (scratch["mean_pct"], scratch["n_runs"]) == ("92.00", "3")
+    source = find_row(read_table(out / "source_accuracy.csv"), dropout="0")
+    assert "seed 3: 99.70" in source["per seed (%)"] and source["runs"] == "4"
+    head = text[:text.index("## 0-5 source nets")]
+    assert "7 runs with other settings are not in the main tables" in head
+    assert ("  - precision bfloat16 (3 runs): frozen_p0.01_drop0_seed0_bfloat16, "
+            "frozen_p0.01_drop0_seed1_bfloat16, frozen_p0.01_drop0_seed2_bfloat16") in head
+    assert "  - subset random (3 runs): scratch_p0.01_drop0_seed0_random," in head
+    assert "  - precision bfloat16, subset random (1 run): scratch_p1_drop0_seed0_both" in head
+    assert "source_drop0_seed0_x" not in head
+    assert "## Transfer depth" not in text
+
+
+def test_report_without_any_standard_run_says_so(tmp_path):
+    rows = settings_rows("scratch", 0.01, 0.0, [0.90, 0.91, 0.92], precision="bfloat16")
+    rows += settings_rows("frozen", 0.01, 0.0, [0.93, 0.94, 0.95], target_classes="5-9")
+    out, text = build(tmp_path, rows)
+    assert "no run in the CSV has the lab's standard settings" in text
+    assert "6 runs with other settings are not in the main tables" in text
+    assert "  - target_classes 5-9 (3 runs): frozen_p0.01_drop0_seed0," in text
+    assert not list(out.glob("assignment*_accuracy.csv"))
+    assert "## Discussion" in text
+
+
+# Final accuracies per seed, by (mode, p, dropout, transfer_layers); scratch by (p, dropout).
+DEPTH_FINALS = {
+    ("frozen", 0.01, 0.0, 1): [0.95, 0.96, 0.97],
+    ("frozen", 0.01, 0.0, 2): [0.93, 0.94, 0.95],
+    ("frozen", 0.01, 0.0, 3): [0.90, 0.91, 0.92],
+    ("finetune", 0.01, 0.0, 1): [0.94, 0.95, 0.96],
+    ("finetune", 0.01, 0.0, 2): [0.96, 0.97, 0.98],
+    ("finetune", 0.01, 0.0, 3): [0.955, 0.965, 0.975],
+    ("frozen", 1.0, 0.0, 1): [0.980, 0.981, 0.982],
+    ("frozen", 1.0, 0.0, 2): [0.983, 0.984, 0.985],
+    ("frozen", 1.0, 0.0, 3): [0.986, 0.987, 0.988],
+    ("finetune", 1.0, 0.0, 1): [0.993, 0.994, 0.995],
+    ("finetune", 1.0, 0.0, 2): [0.990, 0.991, 0.992],
+    ("finetune", 1.0, 0.0, 3): [0.989, 0.990, 0.991],
+    ("finetune", 1.0, 0.5, 1): [0.991, 0.992, 0.993],
+    ("finetune", 1.0, 0.5, 2): [0.990, 0.991, 0.992],
+}
+DEPTH_SCRATCH = {(0.01, 0.0): [0.91, 0.92, 0.93], (1.0, 0.0): [0.990, 0.991, 0.992]}
+LR_SCALE_FINALS = {0.1: [0.98, 0.98, 0.99]}  # finetune, p = 0.01, dropout 0, 2 layers
+
+
+@pytest.fixture(scope="module")
+def depth_study(tmp_path_factory):
+    rows = []
+    for (mode, p, dropout, layers), values in DEPTH_FINALS.items():
+        rows += settings_rows(mode, p, dropout, values,
+                              "" if layers == 2 else f"_layers{layers}", transfer_layers=layers)
+    for (p, dropout), values in DEPTH_SCRATCH.items():
+        rows += settings_rows("scratch", p, dropout, values, transfer_layers=3)  # irrelevant
+    for scale, values in LR_SCALE_FINALS.items():
+        rows += settings_rows("finetune", 0.01, 0.0, values, f"_lr{scale:g}",
+                              transferred_lr_scale=scale)
+    # At depth 1 but also bfloat16: in no section.
+    rows += settings_rows("frozen", 0.01, 0.0, [0.2], "_layers1_bf16", transfer_layers=1,
+                          precision="bfloat16")
+    return build(tmp_path_factory.mktemp("depth"), rows)
+
+
+def test_transfer_depth_table_holds_hand_computed_means(depth_study):
+    out, text = depth_study
+    rows = read_table(out / "transfer_depth.csv")
+    assert len(rows) == len(DEPTH_FINALS)
+    assert [(r["p"], r["dropout"], r["mode"], r["transfer_layers"]) for r in rows][:4] == [
+        ("0.01", "0", "frozen", "1"), ("0.01", "0", "frozen", "2"),
+        ("0.01", "0", "frozen", "3"), ("0.01", "0", "finetune", "1")]
+    frozen = find_row(rows, p="0.01", dropout="0", mode="frozen", transfer_layers="1")
+    assert (frozen["mean_pct"], frozen["std_pp"], frozen["n_runs"]) == ("96.00", "1.00", "3")
+    finetune = find_row(rows, p="0.01", dropout="0", mode="finetune", transfer_layers="3")
+    assert finetune["mean_pct"] == "96.50"
+    deep = find_row(rows, p="1", dropout="0", mode="frozen", transfer_layers="3")
+    assert deep["mean_pct"] == "98.70" and deep["n_train"] == "23900"
+    section = text[text.index("## Transfer depth"):text.index("## All statistical tests")]
+    assert "| 0.01 | 0 | frozen | 1 (conv1) | 96.00 | 1.00 | 3 |" in section
+    assert "| 1 | 0.5 | finetune | 2 (conv1+conv2) | 99.10 | 0.10 | 3 |" in section
+    assert "- p = 0.01 (200 images), dropout 0: scratch 92.00% (std 1.00 pp, 3 runs)." in section
+    assert "- p = 1, dropout 0.5: no standard scratch runs." in section
+
+
+def test_transfer_depth_figure_is_written(depth_study):
+    out, text = depth_study
+    for extension in ("png", "pdf"):
+        assert (out / f"transfer_depth.{extension}").stat().st_size > 1000
+    assert "(transfer_depth.png)" in text
+
+
+def test_discussion_names_the_best_depth(depth_study):
+    _, text = depth_study
+    discussion = text[text.index("### Transfer depth"):]
+    bullet = next(line for line in discussion.splitlines()
+                  if line.startswith("- p = 0.01 (200 images), dropout 0:"))
+    assert ("frozen is best at transfer_layers 1 (conv1) with 96.00% (1: 96.00%, 2: 94.00%, "
+            "3: 91.00%), ahead of scratch's 92.00% by 4.00 pp") in bullet
+    assert ("finetune is best at transfer_layers 2 (conv1+conv2) with 97.00% (1: 95.00%, "
+            "2: 97.00%, 3: 96.50%), ahead of scratch's 92.00% by 5.00 pp") in bullet
+    expected = stats.ttest_ind(DEPTH_FINALS[("frozen", 0.01, 0.0, 1)],
+                               DEPTH_SCRATCH[(0.01, 0.0)], equal_var=False).pvalue
+    assert f"p = {expected:.3f}" in bullet
+    assert ("frozen is best at transfer_layers 3 (conv1+conv2+dense128) with 98.70%"
+            in discussion)
+    assert "behind scratch's 99.10% by 0.40 pp" in discussion  # frozen, p = 1
+    assert "no standard scratch runs to compare with" in discussion  # dropout 0.5
+
+
+def test_depth_and_lr_scale_runs_are_named_and_kept_apart(depth_study):
+    out, text = depth_study
+    head = text[:text.index("## 0-5 source nets")]
+    assert ("  - transfer_layers 1 (15 runs; reported in 'Transfer depth'): "
+            "finetune_p0.01_drop0_seed0_layers1,") in head
+    assert "  - precision bfloat16, transfer_layers 1 (1 run): frozen_p0.01_drop0_seed0_" \
+           "layers1_bf16" in head
+    assert "transferred_lr_scale 0.1 (3 runs; reported in 'Learning rate of the " \
+           "transferred layers')" in head
+    # The main tables hold depth 2 only; scratch's transfer_layers cell does not matter.
+    main = read_table(out / "assignment2_accuracy.csv")
+    assert find_row(main, p="0.01", mode="frozen")["mean_pct"] == "94.00"
+    assert find_row(main, p="0.01", mode="scratch")["n_runs"] == "3"
+    scales = read_table(out / "transferred_lr_scale.csv")
+    assert [(r["transferred_lr_scale"], r["mean_pct"]) for r in scales] == [
+        ("0.1", "98.33"), ("1", "97.00")]
+    assert "| 0.01 | 0 | 0.1 | 98.33 | 0.58 | 3 |" in text

@@ -133,3 +133,16 @@ def test_shards_partition_the_plan():
     assert all(abs(len(a) - len(b)) <= 1 for a in parts for b in parts)
     with pytest.raises(ValueError, match="shard index 3 is outside 0..2"):
         study.shard(runs, 3, 3)
+
+
+def test_summary_has_a_column_per_mode_and_variant():
+    results = {}
+    for seed, accuracy in ((0, 0.90), (1, 0.92)):
+        for mode, layers, shift in (("scratch", 2, 0.0), ("frozen", 2, 0.03), ("frozen", 1, 0.01)):
+            config = experiment.Config(mode=mode, p=0.1, seed=seed, transfer_layers=layers)
+            results[config.canonical()] = {"test_accuracy": accuracy + shift}
+    lines = study.summary(results).splitlines()
+    assert lines[1].split() == ["p", "dropout", "scratch", "frozen", "frozen_depth1"]
+    assert lines[2].split()[:2] == ["0.1", "0"]
+    cells = [c.strip() for c in lines[2][16:].split("(n=2)")[:3]]
+    assert cells == ["91.00 ± 1.41", "94.00 ± 1.41", "92.00 ± 1.41"]

@@ -145,14 +145,21 @@ class Config:
         return tf.keras.optimizers.schedules.CosineDecay(self.lr * scale,
                                                          self.samples // self.batch_size)
 
+    def canonical(self):
+        """This config with the settings its mode does not use at their defaults, so that
+        configs making the same run compare equal."""
+        default = Config.__dataclass_fields__
+        return dataclasses.replace(self, **{name: default[name].default
+                                            for name in IRRELEVANT.get(self.mode, ())})
+
+    @property
+    def variant(self):
+        """The name's suffix after the seed: what sets this run apart from the lab's."""
+        return self.name.split(f"_seed{self.seed}", 1)[1].lstrip("_")
+
     def source(self):
         """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
-        default = Config.__dataclass_fields__
-        return dataclasses.replace(self, mode="source", p=1.0, train_samples=self.source_samples,
-                                   target_classes=default["target_classes"].default,
-                                   subset=default["subset"].default,
-                                   transfer_layers=default["transfer_layers"].default,
-                                   transferred_lr_scale=default["transferred_lr_scale"].default)
+        return dataclasses.replace(self, mode="source", p=1.0).canonical()
 
 
 def read_json(path):

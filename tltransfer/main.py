@@ -53,11 +53,11 @@ flags.DEFINE_string("target_classes", "6-9", "Digits of the target task, e.g. 5-
 flags.DEFINE_string("subset", "prefix", "prefix: the first images in official order (the "
                     "course's nested subsets); random: a stratified random draw per seed, so "
                     "the spread over seeds includes the data draw.")
-flags.DEFINE_integer("transfer_layers", 2, "How many of the source net's first layers frozen "
-                     "and finetune runs copy: 1 = conv1, 2 = both conv layers (the lab's), 3 = "
-                     "conv layers and dense 128. frozen trains only the layers after them.")
-flags.DEFINE_float("transferred_lr_scale", 1.0, "finetune: the copied layers learn at this "
-                   "times --lr (their own Adam).")
+flags.DEFINE_list("transfer_layers", ["2"], "How many of the source net's first layers frozen "
+                  "and finetune runs copy: 1 = conv1, 2 = both conv layers (the lab's), 3 = "
+                  "conv layers and dense 128. frozen trains only the layers after them.")
+flags.DEFINE_list("transferred_lr_scale", ["1.0"], "finetune: the copied layers learn at this "
+                  "times --lr (their own Adam).")
 flags.DEFINE_string("data", "", "Other data: a directory of the four MNIST-format IDX files "
                     "(plain or .gz; e.g. Fashion-MNIST, KMNIST) or the course's mnist.mat. "
                     "Empty: the MNIST shipped with the package.")
@@ -98,15 +98,16 @@ def configs_from_flags():
                     train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
                     eval_every=FLAGS.eval_every, precision=FLAGS.precision,
                     source_classes=FLAGS.source_classes, target_classes=FLAGS.target_classes,
-                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "",
-                    transfer_layers=FLAGS.transfer_layers,
-                    transferred_lr_scale=FLAGS.transferred_lr_scale)
-    grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, **settings)
+                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "")
+    grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, transfer_layers=layers,
+                   transferred_lr_scale=scale, **settings)
             for mode in FLAGS.mode
             for p in parse_list("p", FLAGS.p, float)
             for dropout in parse_list("dropout", FLAGS.dropout, float)
-            for seed in seeds_from_flags()]
-    return list(dict.fromkeys(c.source() if c.mode == "source" else c for c in grid))
+            for seed in seeds_from_flags()
+            for layers in parse_list("transfer_layers", FLAGS.transfer_layers, int)
+            for scale in parse_list("transferred_lr_scale", FLAGS.transferred_lr_scale, float)]
+    return list(dict.fromkeys(c.canonical() for c in grid))
 
 
 def shard_from_flags():
@@ -157,6 +158,10 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
     import tensorflow as tf
     from tltransfer import data, experiment, study
+    # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
+    # TensorFlow's warning about functions traced repeatedly would only alarm the reader.
+    tf.get_logger().addFilter(
+        lambda record: "triggered tf.function retracing" not in record.getMessage())
     start = time.perf_counter()
     signal.signal(signal.SIGINT, stop_after_checkpoint)
     signal.signal(signal.SIGTERM, stop_after_checkpoint)

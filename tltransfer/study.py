@@ -118,13 +118,16 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
 
 
 def summary(results):
-    """A one-screen table: mean final test accuracy (± std, n seeds) per p, dropout and mode."""
+    """A one-screen table: mean final test accuracy (± std, n seeds) per p and dropout, one
+    column per mode (and per variant, e.g. frozen_depth1, when a study has several)."""
     groups = collections.defaultdict(list)
     for config, result in results.items():
-        groups[(config.mode, config.p, config.dropout)].append(result["test_accuracy"])
-    modes = [m for m in train.MODES if any(k[0] == m for k in groups)]
-    rows = sorted({(p, d) for (m, p, d) in groups if m != "source"})
-    cell = 22
+        label = "_".join(filter(None, (config.mode, config.variant)))
+        groups[(label, config.mode, config.p, config.dropout)].append(result["test_accuracy"])
+    columns = sorted({(train.MODES.index(m), label) for label, m, _, _ in groups if m != "source"})
+    columns = [label for _, label in columns]
+    rows = sorted({(p, d) for _, m, p, d in groups if m != "source"})
+    width = max([22] + [len(label) + 2 for label in columns])
 
     def fmt(values):
         if not values:
@@ -133,13 +136,13 @@ def summary(results):
         return f"{100 * np.mean(values):.2f}{std} (n={len(values)})"
 
     lines = ["final test accuracy, % (mean ± std over seeds)"]
-    target_modes = [m for m in modes if m != "source"]
-    if target_modes:
-        lines.append(f"{'p':>7} {'dropout':>7}  " + "".join(f"{m:<{cell}}" for m in target_modes))
+    if columns:
+        lines.append(f"{'p':>7} {'dropout':>7}  " + "".join(f"{c:<{width}}" for c in columns))
+        cells = {(label, p, d): v for (label, _, p, d), v in groups.items()}
         for p, d in rows:
             lines.append(f"{p:>7g} {d:>7g}  " + "".join(
-                f"{fmt(groups.get((m, p, d), [])):<{cell}}" for m in target_modes))
-    for (m, p, d), values in sorted(groups.items()):
+                f"{fmt(cells.get((c, p, d), [])):<{width}}" for c in columns))
+    for (label, m, p, d), values in sorted(groups.items()):
         if m == "source":
-            lines.append(f"0-5 source net, dropout {d:g}: {fmt(values)}")
+            lines.append(f"{label.replace('_', ' ')} net, dropout {d:g}: {fmt(values)}")
     return "\n".join(lines)
