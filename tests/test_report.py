@@ -431,6 +431,10 @@ def test_setting_columns_are_optional_and_default_to_the_labs(tmp_path):
     assert runs["source"].standard and runs["source"].transferred_lr_scale == 0.1
     # A scratch net never sees the source classes, but its precision counts.
     assert runs["scratch"].differences() == (("precision", "bfloat16"),)
+    # A frozen net never trains its copied layers: their learning rate does not matter.
+    frozen = report.load_results(str(write_csv(tmp_path / "f.csv", settings_rows(
+        "frozen", 0.01, 0.0, [0.9], transferred_lr_scale="0.1"), WIDE_HEADER)))[0]
+    assert frozen.standard and frozen.transferred_lr_scale == 0.1
     old = report.load_results(str(write_csv(tmp_path / "old.csv", study_rows())))
     assert all(run.standard and run.transfer_layers == 2 for run in old)
 

@@ -319,6 +319,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
     the run (or its source net), waits for it, or raises Busy if not `wait`. Raises RunFailed
     if the run (or its source) diverged, now or before.
     """
+    config = config.canonical()  # the same run writes the same config.json and result.json
     result = completed_result(config, logdir)
     if result is not None:
         return result

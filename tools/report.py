@@ -4,9 +4,11 @@
 
 Writes into --out: report.md (final-accuracy tables per assignment, convergence, data
 efficiency, Welch t-tests and a discussion generated from the numbers), the tables as CSV and
-LaTeX, and the figures as PNG and PDF. The report is built in a temporary directory beside
---out and renamed into place at the end, so a failed run never leaves a complete-looking
-report behind.
+LaTeX, and the figures as PNG and PDF. The main tables use only the runs at the lab's standard
+settings (STANDARD_SETTINGS); runs that vary transfer_layers or transferred_lr_scale get
+sections of their own, and every other run is named near the top as left out. The report is
+built in a temporary directory beside --out and renamed into place at the end, so a failed run
+never leaves a complete-looking report behind.
 """
 
 import csv
@@ -49,6 +51,20 @@ PAIRS = (("frozen", "scratch"), ("finetune", "scratch"), ("finetune", "frozen"))
 MISSING = "n/a"
 LEVEL = 1e-9  # accuracies (fractions) closer than this are equal
 
+# Optional setting columns and the lab's value of each: a CSV written before a column existed
+# (or an empty cell) means that run had the lab's value.
+STANDARD_SETTINGS = {"precision": "float32", "source_classes": "0-5", "target_classes": "6-9",
+                     "subset": "prefix", "transfer_layers": 2, "transferred_lr_scale": 1.0}
+# The settings a mode depends on (every one of STANDARD_SETTINGS for finetune), as in
+# tltransfer.experiment.IRRELEVANT: a source net never sees the target task or the transfer, a
+# scratch net never sees the source, and a frozen net never trains its copied layers.
+RELEVANT_SETTINGS = {SOURCE: ("precision", "source_classes"),
+                     "scratch": ("precision", "target_classes", "subset"),
+                     "frozen": ("precision", "source_classes", "target_classes", "subset",
+                                "transfer_layers")}
+# What the first k layers a transfer run copies are (the lab copies 2).
+TRANSFER_LAYER_NAMES = {1: "conv1", 2: "conv1+conv2", 3: "conv1+conv2+dense128"}
+
 
 class ReportError(Exception):
     """The report cannot be made; the message says what is wrong and how to fix it."""
@@ -71,6 +87,12 @@ class Run:
     batch_size: int
     train_samples: int
     curves: dict
+    precision: str = STANDARD_SETTINGS["precision"]
+    source_classes: str = STANDARD_SETTINGS["source_classes"]
+    target_classes: str = STANDARD_SETTINGS["target_classes"]
+    subset: str = STANDARD_SETTINGS["subset"]
+    transfer_layers: int = STANDARD_SETTINGS["transfer_layers"]
+    transferred_lr_scale: float = STANDARD_SETTINGS["transferred_lr_scale"]
 
     @property
     def test_curve(self):
@@ -86,6 +108,18 @@ class Run:
     def settings(self):
         return (self.lr, self.lr_schedule, self.batch_size, self.train_samples)
 
+    def differences(self, ignore=()):
+        """((setting, value), ...) of the settings this run's mode depends on that are not
+        the lab's standard ones, in STANDARD_SETTINGS order; () for a standard run."""
+        relevant = RELEVANT_SETTINGS.get(self.mode, tuple(STANDARD_SETTINGS))
+        return tuple((name, getattr(self, name)) for name in STANDARD_SETTINGS
+                     if name in relevant and name not in ignore
+                     and getattr(self, name) != STANDARD_SETTINGS[name])
+
+    @property
+    def standard(self):
+        return not self.differences()
+
 
 def _to_int(text):
     number = float(text)
@@ -94,11 +128,39 @@ def _to_int(text):
     return int(number)
 
 
+def _classes(text):
+    """A class spec in the canonical form the training code writes ('0,1,2,3,4,5' -> '0-5');
+    a spec it cannot read is kept as written."""
+    digits = set()
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if part in ("odd", "even"):
+            digits.update(range(1 if part == "odd" else 0, 10, 2))
+        elif dash and low.isdigit() and high.isdigit() and int(low) <= int(high):
+            digits.update(range(int(low), int(high) + 1))
+        elif part.isdigit():
+            digits.add(int(part))
+        else:
+            return text
+    ordered = sorted(digits)
+    parts, run = [], ordered[:1]
+    for digit in ordered[1:] + [None]:
+        if digit is not None and digit == run[-1] + 1:
+            run.append(digit)
+            continue
+        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(d) for d in run]
+        run = [digit]
+    return ",".join(parts) if ordered else text
+
+
 COLUMN_TYPES = {"run": str, "mode": str, "p": float, "n_train": _to_int, "dropout": float,
                 "seed": _to_int, "lr": float, "lr_schedule": str, "batch_size": _to_int,
                 "train_samples": _to_int, "tag": str, "step": _to_int, "value": float}
+OPTIONAL_COLUMN_TYPES = {"precision": str, "source_classes": _classes,
+                         "target_classes": _classes, "subset": str, "transfer_layers": _to_int,
+                         "transferred_lr_scale": float}
 RUN_COLUMNS = ("mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
-               "train_samples")
+               "train_samples") + tuple(OPTIONAL_COLUMN_TYPES)
 EXPORT_HINT = ("write it with `python tools/export_csv.py --logdir=logs --out=results.csv` "
                "or pass the right file with --csv=PATH")
 
@@ -108,8 +170,11 @@ def _parse_row(row, index, width, line_no, path):
         raise ReportError(f"{path} line {line_no} has {len(row)} fields but the header has "
                           f"{width}; re-export it with tools/export_csv.py")
     fields = {}
-    for column, convert in COLUMN_TYPES.items():
-        raw = row[index[column]].strip()
+    for column, convert in {**COLUMN_TYPES, **OPTIONAL_COLUMN_TYPES}.items():
+        raw = row[index[column]].strip() if column in index else ""
+        if column in OPTIONAL_COLUMN_TYPES and not raw:
+            fields[column] = STANDARD_SETTINGS[column]  # absent or empty: the lab's setting
+            continue
         try:
             fields[column] = convert(raw)
         except ValueError:
@@ -136,7 +201,9 @@ def _read_rows(path):
             if missing:
                 raise ReportError(f"{path} lacks the column(s) {', '.join(missing)}; the header "
                                   f"must be {','.join(REQUIRED_COLUMNS)} ({EXPORT_HINT})")
-            index = {column: header.index(column) for column in REQUIRED_COLUMNS}
+            index = {column: header.index(column)
+                     for column in REQUIRED_COLUMNS + tuple(OPTIONAL_COLUMN_TYPES)
+                     if column in header}
             return [_parse_row(row, index, len(header), line_no, path)
                     for line_no, row in enumerate(reader, start=2) if any(row)]
     except (OSError, UnicodeDecodeError) as error:
@@ -172,7 +239,7 @@ def load_results(path):
         for tag, by_step in points[name].items():
             steps = np.array(sorted(by_step), dtype=float)
             curves[tag] = (steps, np.array([by_step[s] for s in sorted(by_step)], dtype=float))
-        runs.append(Run(name, *config, curves=curves))
+        runs.append(Run(name, **dict(zip(RUN_COLUMNS, config)), curves=curves))
     return sorted(runs, key=lambda r: (_mode_rank(r.mode), r.p, r.dropout, r.seed, r.name))
 
 
@@ -256,6 +323,52 @@ def group_runs(runs):
     for group in groups.values():
         group.runs.sort(key=lambda r: (r.seed, r.name))
     return dict(sorted(groups.items(), key=lambda item: (_mode_rank(item[0][0]),) + item[0][1:]))
+
+
+@dataclasses.dataclass
+class Variation:
+    """Transfer runs at the lab's settings but for one setting, which they vary.
+
+    groups: {(p, dropout, mode, value of the setting): Group}, sorted, holding only the
+    (p, dropout) cells where some run has a value other than the lab's; the lab's value's
+    groups there are the standard runs, for reference.
+    """
+    setting: str
+    groups: dict
+
+    @property
+    def cells(self):
+        return sorted({key[:2] for key in self.groups})
+
+    def at(self, p, dropout, mode):
+        """{value: Group} of one mode in one (p, dropout) cell, by value."""
+        return {key[3]: group for key, group in self.groups.items()
+                if key[:3] == (p, dropout, mode)}
+
+    @property
+    def run_names(self):
+        return {run.name for group in self.groups.values() for run in group.runs}
+
+
+def vary(runs, setting, modes):
+    """The Variation of `setting` over the runs of `modes` whose other settings are the lab's;
+    None unless those runs take more than one value of it."""
+    picked = [run for run in runs if run.mode in modes and run.test_curve is not None
+              and not run.differences(ignore=(setting,))]
+    if len({getattr(run, setting) for run in picked}) < 2:
+        return None
+    cells = {(run.p, run.dropout) for run in picked
+             if getattr(run, setting) != STANDARD_SETTINGS[setting]}
+    groups = {}
+    for run in picked:
+        if (run.p, run.dropout) in cells:
+            key = (run.p, run.dropout, run.mode, getattr(run, setting))
+            groups.setdefault(key, Group(run.mode, run.p, run.dropout, runs=[])).runs.append(run)
+    for group in groups.values():
+        group.runs.sort(key=lambda r: (r.seed, r.name))
+    return Variation(setting, dict(sorted(
+        groups.items(), key=lambda item: (item[0][0], item[0][1], _mode_rank(item[0][2]),
+                                          item[0][3]))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -530,6 +643,19 @@ def p_label(group):
     return f"p = {group.p:g} ({group.n_train:,} images)"
 
 
+def setting_text(name, value):
+    return f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+
+
+def depth_name(layers):
+    """What a transfer run copies from the source net, e.g. 'conv1+conv2' for 2 layers."""
+    return TRANSFER_LAYER_NAMES.get(layers, f"the first {layers} layers")
+
+
+def plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -772,6 +898,55 @@ def plot_data_efficiency(groups, out_dir):
     return save_figure(fig, out_dir, "data_efficiency")
 
 
+def _depth_style(dropout):
+    """The lab's two dropouts: 0 solid, 0.5 dashed; any other dotted."""
+    return {NO_DROPOUT: "-", LAB_DROPOUT: "--"}.get(dropout, ":")
+
+
+def plot_transfer_depth(depth, groups, out_dir):
+    """Final accuracy (mean, error bar = std over seeds) vs transfer_layers, a panel per p, a
+    line per (transfer mode, dropout); the standard scratch mean as a horizontal line."""
+    ps = sorted({p for p, _ in depth.cells})
+    layers = sorted(set(TRANSFER_LAYER_NAMES) | {key[3] for key in depth.groups})
+    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False)
+    handles = {}
+    for ax, p in zip(axes[0], ps):
+        dropouts = [d for cell_p, d in depth.cells if cell_p == p]
+        for dropout in dropouts:
+            style = _depth_style(dropout)
+            for offset, mode in zip((-0.04, 0.04), TRANSFER_MODES):
+                by_layers = depth.at(p, dropout, mode)
+                if not by_layers:
+                    continue
+                x = sorted(by_layers)
+                means = [100 * by_layers[k].finals.mean() for k in x]
+                stds = [100 * summarize(by_layers[k].finals).std for k in x]
+                line = ax.errorbar(np.array(x, dtype=float) + offset, means,
+                                   yerr=np.nan_to_num(stds), color=MODE_COLORS[mode],
+                                   linestyle=style, marker="o", markersize=4, capsize=3)
+                handles.setdefault((False, _mode_rank(mode), dropout,
+                                    f"{mode}, dropout {dropout:g}"), line)
+            scratch = groups.get(("scratch", p, dropout))
+            if scratch is not None:
+                line = ax.axhline(100 * scratch.finals.mean(), color=MODE_COLORS["scratch"],
+                                  linestyle=style, linewidth=1.2)
+                handles.setdefault((True, _mode_rank("scratch"), dropout,
+                                    f"scratch (mean), dropout {dropout:g}"), line)
+        n_train = next(g.n_train for key, g in depth.groups.items() if key[0] == p)
+        ax.set_title(f"p = {p:g} (n = {n_train:,})", fontsize=9)
+        ax.set_xticks(layers, [depth_name(k) for k in layers], fontsize=7)
+        ax.set_xlim(layers[0] - 0.4, layers[-1] + 0.4)
+        ax.set_xlabel("layers copied from the 0-5 net (transfer_layers)", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final test accuracy (%), mean ± std")
+    keys = sorted(handles)  # frozen, finetune, then scratch; dropout 0 first
+    fig.legend([handles[key] for key in keys], [key[-1] for key in keys], loc="upper center",
+               ncol=min(3, len(keys)), bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.05 * math.ceil(len(keys) / 3)))
+    return save_figure(fig, out_dir, "transfer_depth")
+
+
 # ---------------------------------------------------------------------------------------------
 # Report sections
 
@@ -842,7 +1017,7 @@ def _code_list(value):
     return ", ".join(f"`{item}`" for item in _as_list(value)) or "none recorded"
 
 
-def header_section(report, command, csv_path, runs, meta, meta_note):
+def header_section(report, command, csv_path, runs, meta, meta_note, elsewhere):
     report.add("# Transfer learning on MNIST: results report", "",
                f"Generated by `{command}`", "",
                f"Input: `{csv_path}`: {len(runs)} runs, "
@@ -877,9 +1052,43 @@ def header_section(report, command, csv_path, runs, meta, meta_note):
     no_test = [r.name for r in runs if r.test_curve is None]
     if no_test:
         report.add(f"- Ignored runs without {TEST_ACCURACY}: {', '.join(no_test)}.")
+    report.add(*left_out_lines(runs, elsewhere))
     report.add("", "Final accuracy = a run's test accuracy at its last recorded step. "
                "Statistics are over seeds: std with ddof = 1, 95% CI from the t distribution; "
                "tests are Welch's t-tests (two-sided, alpha = 0.05).", "")
+
+
+def standard_text():
+    """The lab's settings, and which of them each mode depends on."""
+    settings = ", ".join(setting_text(name, value) for name, value in STANDARD_SETTINGS.items())
+    relevant = ", ".join(f"a {mode} net only its {', '.join(names[:-1])} and {names[-1]}"
+                         for mode, names in RELEVANT_SETTINGS.items())
+    return f"{settings}; of these {relevant} need be the lab's"
+
+
+def left_out_lines(runs, elsewhere):
+    """The runs whose settings differ from the lab's, grouped by what differs.
+
+    elsewhere: {run name: the section that reports it}.
+    """
+    by_difference = {}
+    for run in runs:
+        if not run.standard:
+            by_difference.setdefault(run.differences(), []).append(run.name)
+    if not by_difference:
+        return []
+    order = list(STANDARD_SETTINGS)
+    count = sum(len(names) for names in by_difference.values())
+    lines = [f"- {count} runs with other settings are not in the main tables, which use only "
+             f"runs at the lab's settings ({standard_text()}):"]
+    for difference in sorted(by_difference,
+                              key=lambda d: tuple((order.index(n), v) for n, v in d)):
+        names = sorted(by_difference[difference])
+        sections = sorted({elsewhere[name] for name in names if name in elsewhere})
+        where = f"; reported in {', '.join(sections)}" if sections else ""
+        lines.append(f"  - {', '.join(setting_text(*item) for item in difference)} "
+                     f"({plural(len(names), 'run')}{where}): {', '.join(names)}")
+    return lines
 
 
 def source_section(report, groups):
@@ -1035,6 +1244,79 @@ def efficiency_section(report, groups, efficiencies):
                 f"{e.ratio:.4f}") for e in efficiencies])
 
 
+DEPTH_SECTION = "Transfer depth"
+LR_SCALE_SECTION = "Learning rate of the transferred layers"
+
+
+def _spread_cells(group):
+    summary = summarize(group.finals)
+    return pct(summary.mean), pct(summary.std), str(summary.n)
+
+
+def _spread_csv_cells(group):
+    summary = summarize(group.finals)
+    return f"{100 * summary.mean:.2f}", _pct_or_blank(summary.std), summary.n
+
+
+def scratch_reference_lines(cells, groups):
+    lines = []
+    for p, dropout in cells:
+        scratch = groups.get(("scratch", p, dropout))
+        if scratch is None:
+            lines.append(f"- p = {p:g}, dropout {dropout:g}: no standard scratch runs.")
+        else:
+            mean, std, n = _spread_cells(scratch)
+            lines.append(f"- {p_label(scratch)}, dropout {dropout:g}: scratch {mean}% "
+                         f"(std {std} pp, {plural(int(n), 'run')}).")
+    return lines
+
+
+def transfer_depth_section(report, depth, groups):
+    report.add(f"## {DEPTH_SECTION}", "",
+               "Final test accuracy of frozen and finetune runs by how many of the 0-5 net's "
+               "first layers they copy (transfer_layers: 1 = conv1, 2 = conv1+conv2 as in the "
+               "lab, 3 = conv1+conv2+dense128), all other settings the lab's. Only the "
+               "(p, dropout) cells that hold runs at another depth than 2 are shown.", "")
+    header = ("p", "dropout", "mode", "transfer_layers", "mean (%)", "std (pp)", "n")
+    rows = [(f"{p:g}", f"{dropout:g}", mode, f"{layers} ({depth_name(layers)})",
+             *_spread_cells(group))
+            for (p, dropout, mode, layers), group in depth.groups.items()]
+    report.add(*markdown_table(header, rows), "",
+               "Standard scratch runs at the same p and dropout, for reference:", "",
+               *scratch_reference_lines(depth.cells, groups), "",
+               "Also as [transfer_depth.csv](transfer_depth.csv).", "")
+    write_csv(report.path("transfer_depth.csv"),
+              ("p", "n_train", "dropout", "mode", "transfer_layers", "mean_pct", "std_pp",
+               "n_runs"),
+              [(f"{p:g}", group.n_train, f"{dropout:g}", mode, layers,
+                *_spread_csv_cells(group))
+               for (p, dropout, mode, layers), group in depth.groups.items()])
+    report.figure(plot_transfer_depth(depth, groups, report.out_dir),
+                  "Final test accuracy (mean, error bar = std over seeds) vs layers copied "
+                  "from the 0-5 net; horizontal line = standard scratch mean")
+
+
+def lr_scale_section(report, scales, groups):
+    report.add(f"## {LR_SCALE_SECTION}", "",
+               "Final test accuracy of finetune runs whose copied layers (conv1+conv2) train at "
+               "transferred_lr_scale times the learning rate of the other layers (1 = one "
+               "learning rate, the lab's), all other settings the lab's. Only the "
+               "(p, dropout) cells that hold runs at another scale than 1 are shown.", "")
+    header = ("p", "dropout", "transferred_lr_scale", "mean (%)", "std (pp)", "n")
+    rows = [(f"{p:g}", f"{dropout:g}", f"{scale:g}", *_spread_cells(group))
+            for (p, dropout, _, scale), group in scales.groups.items()]
+    report.add(*markdown_table(header, rows), "",
+               "Standard scratch runs at the same p and dropout, for reference:", "",
+               *scratch_reference_lines(scales.cells, groups), "",
+               "Also as [transferred_lr_scale.csv](transferred_lr_scale.csv).", "")
+    write_csv(report.path("transferred_lr_scale.csv"),
+              ("p", "n_train", "dropout", "mode", "transferred_lr_scale", "mean_pct", "std_pp",
+               "n_runs"),
+              [(f"{p:g}", group.n_train, f"{dropout:g}", mode, f"{scale:g}",
+                *_spread_csv_cells(group))
+               for (p, dropout, mode, scale), group in scales.groups.items()])
+
+
 # ---------------------------------------------------------------------------------------------
 # Discussion: every sentence is a measured comparison
 
@@ -1151,7 +1433,52 @@ def ordering_changes(comparisons):
             f"cells: " + "; ".join(changed) + "."]
 
 
-def discussion_section(report, comparisons, efficiencies, areas):
+def depth_clause(mode, by_layers, scratch):
+    """Which depth gave `mode` its best mean final accuracy, and how it compares to scratch."""
+    means = {layers: float(group.finals.mean()) for layers, group in by_layers.items()}
+    top = max(means.values())
+    best = min(layers for layers, mean in means.items() if mean >= top - LEVEL)
+    level = [layers for layers, mean in means.items() if layers != best and mean >= top - LEVEL]
+    if len(means) == 1:
+        text = (f"{mode} was run at transfer_layers {best} ({depth_name(best)}) only, "
+                f"{pct(top)}%")
+    else:
+        text = (f"{mode} is best at transfer_layers {best} ({depth_name(best)}) with "
+                f"{pct(top)}% (" + ", ".join(f"{layers}: {pct(means[layers])}%"
+                                             for layers in sorted(means)) + ")")
+        if level:
+            text += f", level with transfer_layers {', '.join(str(k) for k in sorted(level))}"
+    if scratch is None:
+        return text + ", no standard scratch runs to compare with"
+    test = welch_test(by_layers[best].finals, scratch.finals)
+    scratch_mean = pct(scratch.finals.mean())
+    if direction(test.diff) == 0:
+        return text + f", level with scratch's {scratch_mean}% ({welch_text(test)})"
+    relation = "ahead of" if test.diff > 0 else "behind"
+    return (text + f", {relation} scratch's {scratch_mean}% by {abs(100 * test.diff):.2f} pp "
+            f"({welch_text(test)})")
+
+
+def depth_discussion(depth, groups):
+    lines = [f"### {DEPTH_SECTION}", "",
+             "Best number of copied layers (highest mean final accuracy; the fewer layers on a "
+             "tie) per mode, against the standard scratch runs at the same p and dropout. The "
+             "best depth is picked from these same runs, so its test against scratch is "
+             "optimistic.", ""]
+    for p, dropout in depth.cells:
+        clauses, n_train = [], None
+        for mode in TRANSFER_MODES:
+            by_layers = depth.at(p, dropout, mode)
+            if by_layers:
+                n_train = next(iter(by_layers.values())).n_train
+                clauses.append(depth_clause(mode, by_layers, groups.get(("scratch", p,
+                                                                         dropout))))
+        lines.append(f"- p = {p:g} ({n_train:,} images), dropout {dropout:g}: "
+                     + "; ".join(clauses) + ".")
+    return lines + [""]
+
+
+def discussion_section(report, comparisons, efficiencies, areas, depth=None, groups=None):
     report.add("## Discussion", "", "Differences are first minus second, in percentage points "
                "(pp) of mean final test accuracy.", "")
     for assignment in ASSIGNMENTS:
@@ -1161,6 +1488,8 @@ def discussion_section(report, comparisons, efficiencies, areas):
                                         efficiencies, areas))
         if assignment.dropout_effect:
             report.add(*dropout_discussion(comparisons, areas))
+    if depth is not None:
+        report.add(*depth_discussion(depth, groups or {}))
 
 
 def build_report(csv_path, out_dir, thresholds, command):
@@ -1187,12 +1516,24 @@ def build_report(csv_path, out_dir, thresholds, command):
 
 def _write_report(out_dir, csv_path, runs, meta, meta_note, thresholds, command):
     report = Report(out_dir)
-    groups = group_runs(runs)
+    # The main report: only runs at the lab's settings, so that no (mode, p, dropout) group
+    # mixes, say, bfloat16 with float32 runs.
+    groups = group_runs([run for run in runs if run.standard])
     comparisons = compare_groups(groups)
     efficiencies = data_efficiency(groups)
     areas = {key: summarize([curve_area(*r.test_curve) for r in g.runs]).mean
              for key, g in groups.items()}
-    header_section(report, command, csv_path, runs, meta, meta_note)
+    depth = vary(runs, "transfer_layers", TRANSFER_MODES)
+    scales = vary(runs, "transferred_lr_scale", ("finetune",))
+    elsewhere = {}
+    for variation, section in ((scales, LR_SCALE_SECTION), (depth, DEPTH_SECTION)):
+        if variation is not None:
+            elsewhere.update(dict.fromkeys(variation.run_names, f"'{section}'"))
+    header_section(report, command, csv_path, runs, meta, meta_note, elsewhere)
+    if not groups:
+        report.skip("no run in the CSV has the lab's standard settings, so the source, "
+                    "assignment, curve, convergence, data-efficiency and statistics sections "
+                    "are empty (the runs are listed above).")
     source_section(report, groups)
     report.add("## Spec check: >= 99% test accuracy", "", *(spec_check_lines(groups) or [
         "- No source runs and no scratch runs at p = 1 in the CSV: nothing to check."]), "")
@@ -1218,10 +1559,14 @@ def _write_report(out_dir, csv_path, runs, meta, meta_note, thresholds, command)
         report.skip("no 6-9 runs: no learning curves, box plots or assignment tables.")
     convergence_section(report, groups, thresholds)
     efficiency_section(report, groups, efficiencies)
+    if depth is not None:
+        transfer_depth_section(report, depth, groups)
+    if scales is not None:
+        lr_scale_section(report, scales, groups)
     if comparisons:
         report.add("## All statistical tests", "", *statistics_table(comparisons), "")
         write_statistics_csv(report, comparisons)
-    discussion_section(report, comparisons, efficiencies, areas)
+    discussion_section(report, comparisons, efficiencies, areas, depth, groups)
     if report.skipped:
         report.add("## Not computed", "", *(f"- {text}" for text in report.skipped), "")
     # report.md last: its presence marks a complete report.
