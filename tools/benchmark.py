@@ -48,7 +48,9 @@ flags.DEFINE_integer("study_samples", 3000, "Training samples of each run of the
 flags.DEFINE_bool("quick", False, "Smoke version: 300 samples per run, evaluation every 100, "
                   "1 repeat, p=0.005, a 200-sample study slice. Its figures are not "
                   "representative.")
-flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic"],
+flags.DEFINE_integer("precision_samples", 20_000, "Training samples of each run of the "
+                     "bfloat16-vs-float32 comparison (scratch and finetune at p=0.1, 3 seeds).")
+flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic", "precision"],
                   "Internal: measure one side in this process and write it to --side_out.")
 flags.DEFINE_string("side_out", None, "Internal: the JSON file --side writes.")
 
@@ -404,11 +406,67 @@ def measure_side(name, settings):
         return {**figures, "rss_mib": peak_rss_mib(), "versions": versions}
     if name == "nondeterministic":  # the floor again, in a process without op determinism
         return {"floor": measure_floor(settings, mnist)}
+    if name == "precision":
+        return measure_precision(mnist)
     with tempfile.TemporaryDirectory(prefix="tltransfer-benchmark-") as workdir:
         figures = measure_runs(TltransferSide(settings, mnist, tasks, workdir), name, settings)
     rss = peak_rss_mib()  # before the floor, whose cached features of p=1.0 are no run's
     return {**figures, "rss_mib": rss, "versions": versions,
             "floor": measure_floor(settings, mnist)}
+
+
+PRECISION_SEEDS = (0, 1, 2)
+PRECISION_MODES = ("scratch", "finetune")
+
+
+def measure_precision(mnist):
+    """Whole runs (experiment.run) in float32 and in bfloat16, same seeds: their time and
+    final accuracy, to tell whether bfloat16's speed costs accuracy beyond the seed spread."""
+    import tensorflow as tf
+    from tltransfer import experiment
+    tf.config.experimental.enable_op_determinism()
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="tltransfer-precision-") as logdir:
+        for precision in ("float32", "bfloat16"):
+            for mode in PRECISION_MODES:
+                for seed in PRECISION_SEEDS:
+                    config = experiment.Config(mode=mode, p=STUDY_P, seed=seed,
+                                               precision=precision,
+                                               train_samples=FLAGS.precision_samples,
+                                               source_samples=FLAGS.precision_samples)
+                    if mode == "finetune":  # its source net is not part of the timing
+                        experiment.run(config.source(), logdir, log=lambda line: None,
+                                       mnist=mnist)
+                    progress(f"precision: {config.name}")
+                    start = time.perf_counter()
+                    result = experiment.run(config, logdir, log=lambda line: None, mnist=mnist)
+                    figures.setdefault(f"{mode}/{precision}", []).append(
+                        {"seed": seed, "accuracy": result["test_accuracy"],
+                         "seconds": time.perf_counter() - start})
+    return figures
+
+
+def precision_lines(figures):
+    lines = ["", f"bfloat16 vs float32: whole runs of {FLAGS.precision_samples:,} samples at "
+                 f"p={STUDY_P:g}, seeds {', '.join(map(str, PRECISION_SEEDS))}",
+             f"{'mode':<10}{'precision':<11}{'final accuracy, % (per seed)':<34}"
+             f"{'mean':>7}{'std':>6}{'s/run':>8}"]
+    for mode in PRECISION_MODES:
+        means = {}
+        for precision in ("float32", "bfloat16"):
+            runs = figures[f"{mode}/{precision}"]
+            accuracy = [100 * r["accuracy"] for r in runs]
+            means[precision] = (statistics.mean(accuracy), statistics.stdev(accuracy))
+            lines.append(f"{mode:<10}{precision:<11}"
+                         f"{' '.join(f'{a:.2f}' for a in accuracy):<34}"
+                         f"{means[precision][0]:>7.2f}{means[precision][1]:>6.2f}"
+                         f"{statistics.median(r['seconds'] for r in runs):>8.1f}")
+        gap = means["bfloat16"][0] - means["float32"][0]
+        spread = max(means["float32"][1], means["bfloat16"][1])
+        lines.append(f"  {mode}: bfloat16 - float32 = {gap:+.2f} pp, "
+                     f"{'within' if abs(gap) <= spread else 'outside'} the seed spread "
+                     f"({spread:.2f} pp)")
+    return lines
 
 
 def run_side(name, settings):
@@ -534,6 +592,8 @@ def table(report):
             f"{100 * (off['train_samples_per_s'] / on['train_samples_per_s'] - 1):+.1f}% faster "
             f"without it, evaluation "
             f"{100 * (off['eval_images_per_s'] / on['eval_images_per_s'] - 1):+.1f}%")
+    if "precision" in report:
+        lines += precision_lines(report["precision"])
     study = report["study"]
     lines += ["", f"whole default study ({study['runs']} runs), estimated:",
               textwrap.fill(study["formula"], 96, initial_indent="  ", subsequent_indent="  "),
@@ -575,6 +635,8 @@ def benchmark(settings):
     if not settings.quick:
         progress("measuring the floor without op determinism")
         report["floor_nondeterministic"] = run_side("nondeterministic", settings)["floor"]
+        progress("comparing bfloat16 with float32")
+        report["precision"] = run_side("precision", settings)
     return report
 
 
