@@ -72,8 +72,9 @@ def load_mnist(path=MNIST_PATH, sha256=MNIST_SHA256):
     actual = file_sha256(path)
     if actual != sha256:
         raise DataError(
-            f"MNIST file {path} is corrupted (SHA-256 {actual[:12]}..., expected {sha256[:12]}...); "
-            "restore it with `git checkout -- tltransfer/mnist.npz` or reinstall tltransfer")
+            f"MNIST file {path} is corrupted (SHA-256 {actual[:12]}..., expected "
+            f"{sha256[:12]}...); restore it with `git checkout -- tltransfer/mnist.npz` or "
+            "reinstall tltransfer")
     with np.load(path) as f:
         return Mnist(f["x_train"], f["y_train"], f["x_test"], f["y_test"])
 
@@ -255,7 +256,8 @@ def target_task(mnist, p, classes=TARGET_CLASSES, subset="prefix", seed=0):
     first ones in official order (`prefix`, the course's nested subsets) or a stratified
     random draw that depends on `seed` (`random`)."""
     if not 0 < p <= 1:
-        raise ValueError(f"p={p} is outside (0, 1]: it is the proportion of the training images used")
+        raise ValueError(f"p={p} is outside (0, 1]: it is the proportion of the training "
+                         "images used")
     full = split(mnist, classes, f"digits {format_classes(tuple(classes))}")
     n = subset_size(p, len(full.y_train))
     if n == 0:

@@ -92,9 +92,11 @@ class Config:
         if self.mode not in train.MODES:
             problems.append(f"mode {self.mode!r} is unknown; choose from {', '.join(train.MODES)}")
         if not 0 < self.p <= 1:
-            problems.append(f"p={self.p} is outside (0, 1]; it is the proportion of 6-9 images used")
+            problems.append(f"p={self.p} is outside (0, 1]; it is the proportion of 6-9 images "
+                            "used")
         if not 0 <= self.dropout < 1:
-            problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = the lab's)")
+            problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
+                            "the lab's)")
         if self.lr <= 0:
             problems.append(f"lr={self.lr} must be positive")
         if self.precision not in PRECISIONS:
@@ -264,8 +266,9 @@ def copy_layers(target, source_weights, count=2):
     try:
         ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
-        raise RunError(f"cannot read the source net's weights {source_weights} ({type(e).__name__}); "
-                       "delete its run directory so that it is trained again") from e
+        raise RunError(f"cannot read the source net's weights {source_weights} "
+                       f"({type(e).__name__}); delete its run directory so that it is trained "
+                       "again") from e
 
 
 def hparams(config, task):

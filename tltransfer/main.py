@@ -73,6 +73,7 @@ flags.DEFINE_bool("deterministic", True,
                   "the classifier-only step of frozen runs goes at half speed (still ~10x "
                   "faster than a plain Keras loop).")
 
+
 def parse_list(name, values, kind):
     try:
         return [kind(v) for v in values]
@@ -84,7 +85,8 @@ def parse_list(name, values, kind):
 def seeds_from_flags():
     if FLAGS.seed is not None:
         if FLAGS["seeds"].present:
-            raise ValueError("--seed and --seeds both given; use one (--seeds=3 means --seed=0,1,2)")
+            raise ValueError("--seed and --seeds both given; use one (--seeds=3 means "
+                             "--seed=0,1,2)")
         return parse_list("seed", FLAGS.seed, int)
     if FLAGS.seeds <= 0:
         raise ValueError(f"--seeds={FLAGS.seeds} must be at least 1")
@@ -132,11 +134,11 @@ def record_invocation(logdir):
     """Appends this command line to the log root's history, for the report's provenance."""
     import numpy as np
     import tensorflow as tf
+    from tltransfer import study
     os.makedirs(logdir, exist_ok=True)
     entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
              "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
                           "numpy": np.__version__}}
-    from tltransfer import study
     with open(os.path.join(logdir, study.INVOCATIONS), "a") as f:
         f.write(json.dumps(entry) + "\n")
 

@@ -37,8 +37,9 @@ class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
     `net(inputs, training, seed)` returns logits (in `compute_dtype`). It is the whole CNN on
-    images, or only its classifier on precomputed features when the features are frozen. Dropout masks are a
-    stateless function of (seed, step), so the step counter is all the state a resume needs.
+    images, or only its classifier on precomputed features when the features are frozen.
+    Dropout masks are a stateless function of (seed, step), so the step counter is all the
+    state a resume needs.
     """
 
     def __init__(self, net, variables, learning_rate, seed, compute_dtype=tf.float32,
