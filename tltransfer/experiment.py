@@ -8,10 +8,8 @@ processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the m
 import contextlib
 import dataclasses
 import fcntl
-import glob
 import json
 import os
-import shutil
 import threading
 import time
 
@@ -164,22 +162,45 @@ class Config:
         return dataclasses.replace(self, mode="source", p=1.0).canonical()
 
 
+# All run-directory I/O goes through tf.io.gfile, so a log root may be anything TensorFlow can
+# write to (a local path, gs://, s3:// with the TF plugins, hdfs://, ram:// in the tests).
+gfile = tf.io.gfile
+
+
+def is_local(path):
+    return "://" not in path
+
+
 def read_json(path):
     """The parsed file, or None if it is missing or not valid JSON (an unfinished write)."""
     try:
-        with open(path) as f:
+        with gfile.GFile(path) as f:
             return json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, tf.errors.OpError):
         return None
 
 
 def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def write_text_atomic(path, text):
+    """Writes a temporary file and renames it over `path`: readers see all of it or nothing."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if is_local(path):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # so that a power cut cannot leave the rename without data
+    else:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(text)
+    gfile.rename(tmp, path, overwrite=True)
+
+
+def remove_tree(path):
+    if gfile.exists(path):
+        gfile.rmtree(path)
 
 
 # Settings a mode does not depend on: a run made under other values of these is still valid.
@@ -227,20 +248,20 @@ def prepare_run_dir(run_dir, config, data_sha256):
         if (not differences(stored["config"], config)
                 and tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))):
             return True
-        shutil.rmtree(run_dir)
-    elif os.path.isdir(run_dir) and os.listdir(run_dir):
-        if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+        remove_tree(run_dir)
+    elif gfile.isdir(run_dir) and gfile.listdir(run_dir):
+        if not gfile.exists(os.path.join(run_dir, CONFIG_FILE)):
             raise RunError(f"{run_dir} exists and is not a tltransfer run directory; "
                            "move it away or choose another --logdir")
-        shutil.rmtree(run_dir)  # our config.json, cut short by a kill
+        remove_tree(run_dir)  # our config.json, cut short by a kill
     try:
-        os.makedirs(run_dir, exist_ok=True)
+        gfile.makedirs(run_dir)
         write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
             "config": dataclasses.asdict(config), "run": config.name,
             "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
             "data_sha256": data_sha256})
-    except OSError as e:
-        raise RunError(f"cannot write run directory {run_dir}: {e.strerror}; "
+    except (OSError, tf.errors.OpError) as e:
+        raise RunError(f"cannot write run directory {run_dir}: {getattr(e, 'strerror', e)}; "
                        "choose a writable --logdir") from e
     return False
 
@@ -294,8 +315,12 @@ def claim(logdir, name, wait, log):
     """Holds the run's claim: one process at a time trains a run under a log root.
 
     An flock on a file in <logdir>/.claims: the kernel releases it when its holder exits, however
-    it exits, so a claim never outlives a killed process.
+    it exits, so a claim never outlives a killed process. Object stores have no locks: on a
+    remote log root, split the work with shards instead of running duplicate processes.
     """
+    if not is_local(logdir):
+        yield
+        return
     claims = os.path.join(logdir, CLAIMS)
     try:
         os.makedirs(claims, exist_ok=True)
@@ -359,7 +384,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
         except RunFailed as e:
             write_json_atomic(os.path.join(run_dir, FAILED_FILE),
                               {"config": dataclasses.asdict(config), "reason": str(e)})
-            shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
+            remove_tree(os.path.join(run_dir, CHECKPOINTS))
             log(f"{config.name}: FAILED: {e}")
             raise
 
@@ -371,7 +396,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
             "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
             "curve": curve}
         write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
-        shutil.rmtree(os.path.join(run_dir, CHECKPOINTS), ignore_errors=True)
+        remove_tree(os.path.join(run_dir, CHECKPOINTS))
         return result
 
 
@@ -382,7 +407,7 @@ def read_scalars(run_dir):
     twice keeps its last value.
     """
     scalars = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+    for path in sorted(gfile.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
         try:
             for record in tf.data.TFRecordDataset(path):
                 event = tf.compat.v1.Event.FromString(record.numpy())

@@ -135,11 +135,11 @@ def record_invocation(logdir):
     import numpy as np
     import tensorflow as tf
     from tltransfer import study
-    os.makedirs(logdir, exist_ok=True)
+    tf.io.gfile.makedirs(logdir)
     entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
              "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
                           "numpy": np.__version__}}
-    with open(os.path.join(logdir, study.INVOCATIONS), "a") as f:
+    with tf.io.gfile.GFile(os.path.join(logdir, study.INVOCATIONS), "a") as f:
         f.write(json.dumps(entry) + "\n")
 
 
@@ -177,9 +177,10 @@ def main(argv):
             tf.config.experimental.enable_op_determinism()
         try:
             record_invocation(FLAGS.logdir)
-        except OSError as e:
-            raise experiment.RunError(f"cannot write to --logdir={FLAGS.logdir} ({e.strerror}); "
-                                      "choose a writable directory") from e
+        except (OSError, tf.errors.OpError) as e:
+            raise experiment.RunError(
+                f"cannot write to --logdir={FLAGS.logdir} ({getattr(e, 'strerror', None) or e}); "
+                "choose a writable directory") from e
         results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
                                           log=lambda line: print(line, flush=True))
     except (experiment.Interrupted, KeyboardInterrupt) as e:

@@ -10,6 +10,7 @@ writes, deterministically ordered:
 """
 
 import csv
+import io
 import json
 import os
 import sys
@@ -38,14 +39,15 @@ def find_runs(logdir):
     """(complete, incomplete, failed): result dicts of complete runs, names of the others."""
     from tltransfer import experiment
     complete, incomplete, failed = [], [], []
-    for name in sorted(os.listdir(logdir)):
+    gfile = experiment.gfile
+    for name in sorted(n.rstrip("/") for n in gfile.listdir(logdir)):
         run_dir = os.path.join(logdir, name)
-        if not os.path.isfile(os.path.join(run_dir, experiment.CONFIG_FILE)):
+        if not gfile.exists(os.path.join(run_dir, experiment.CONFIG_FILE)):
             continue
         result = experiment.read_json(os.path.join(run_dir, experiment.RESULT_FILE))
         if isinstance(result, dict) and "config" in result:
             complete.append(result)
-        elif os.path.isfile(os.path.join(run_dir, experiment.FAILED_FILE)):
+        elif gfile.exists(os.path.join(run_dir, experiment.FAILED_FILE)):
             failed.append(name)
         else:
             incomplete.append(name)
@@ -77,8 +79,8 @@ def meta(logdir, results, incomplete, failed):
     from tltransfer import experiment, study
     commands, flagfiles, versions, hashes = [], set(), {}, set()
     history = os.path.join(logdir, study.INVOCATIONS)
-    if os.path.isfile(history):
-        with open(history) as f:
+    if experiment.gfile.exists(history):
+        with experiment.gfile.GFile(history) as f:
             for line in f:
                 args = json.loads(line)["argv"][1:]
                 commands.append(" ".join(["python -m tltransfer.main", *args]))
@@ -87,24 +89,26 @@ def meta(logdir, results, incomplete, failed):
         config = experiment.read_json(os.path.join(logdir, result["run"], experiment.CONFIG_FILE))
         versions.update(config.get("versions", {}))
         hashes.add(config.get("data_sha256"))
-    return {"logdir": os.path.abspath(logdir), "commands": list(dict.fromkeys(commands)),
+    return {"logdir": os.path.abspath(logdir) if experiment.is_local(logdir) else logdir,
+            "commands": list(dict.fromkeys(commands)),
             "failed_runs": failed, "incomplete_runs": incomplete,
             "flagfiles": sorted(flagfiles), "versions": versions,
             "data_sha256": sorted(h for h in hashes if h)}
 
 
 def write_csv(path, columns, records):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-    os.replace(tmp, path)
+    from tltransfer import experiment
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    experiment.write_text_atomic(path, text.getvalue())
 
 
 def export(logdir, out):
     """Writes the three files; returns (runs, rows, incomplete run names, failed run names)."""
-    if not os.path.isdir(logdir):
+    from tltransfer import experiment
+    if not experiment.gfile.isdir(logdir):
         raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
                           "that tltransfer.main wrote")
     results, incomplete, failed = find_runs(logdir)
@@ -113,24 +117,22 @@ def export(logdir, out):
                           f"{len(failed)} failed); run `python -m tltransfer.main` (again) to "
                           "finish them")
     stem = os.path.splitext(out)[0]
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    experiment.gfile.makedirs(os.path.dirname(out) or ".")
     tidy = list(rows(logdir, results))
     write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
               [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
                 "test_loss": repr(r["test_loss"])} for r in results])
-    tmp = f"{stem}_meta.json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta(logdir, results, incomplete, failed), f, indent=1, sort_keys=True)
-    os.replace(tmp, f"{stem}_meta.json")
+    experiment.write_json_atomic(f"{stem}_meta.json", meta(logdir, results, incomplete, failed))
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
     return len(results), len(tidy), incomplete, failed
 
 
 def main(argv):
     del argv
+    import tensorflow as tf
     try:
         runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
-    except (ExportError, OSError) as e:
+    except (ExportError, OSError, tf.errors.OpError) as e:
         sys.exit(f"error: {e}")
     if incomplete:
         print(f"left out {len(incomplete)} incomplete runs: {', '.join(incomplete)}")

@@ -1,0 +1,48 @@
+"""A log root anywhere tf.io.gfile reaches: the study, resume and export on ram://."""
+
+import csv
+import io
+import os
+
+import pytest
+import tensorflow as tf
+
+from tltransfer import experiment, study
+from tools import export_csv
+
+SETTINGS = dict(p=0.005, dropout=0.0, seed=0, train_samples=300, source_samples=200,
+                eval_every=100)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # so that a path mistaken for a local one would show up here
+    logdir = "ram://tltransfer-test/logs"
+    configs = [experiment.Config(mode=m, **SETTINGS) for m in ("scratch", "frozen")]
+
+    def crash_in_frozen(line):
+        if "] frozen_p0.005_drop0_seed0:" in line and "200/300" in line:
+            raise Crash()
+    with pytest.raises(Crash):
+        study.run_all(configs, logdir, crash_in_frozen, mnist)
+    lines = []
+    results, failures = study.run_all(configs, logdir, lines.append, mnist)
+    assert not failures and len(results) == 3
+    assert any("frozen_p0.005_drop0_seed0: resuming at 200 samples" in line for line in lines)
+    for name in ("source_drop0_seed0", "scratch_p0.005_drop0_seed0", "frozen_p0.005_drop0_seed0"):
+        result = experiment.read_json(f"{logdir}/{name}/result.json")
+        assert result["curve"]["step"][-1] == (200 if name.startswith("source") else 300)
+        assert not tf.io.gfile.exists(f"{logdir}/{name}/{experiment.CHECKPOINTS}")
+    again = []
+    study.run_all(configs, logdir, again.append, mnist)
+    assert "0 to train" in again[0]
+
+    runs, count, incomplete, failed = export_csv.export(logdir, "ram://tltransfer-test/out.csv")
+    assert (runs, incomplete, failed) == (3, [], [])
+    with tf.io.gfile.GFile("ram://tltransfer-test/out.csv") as f:
+        table = list(csv.DictReader(io.StringIO(f.read())))
+    assert len(table) == count == 4 * (2 + 3 + 3)
+    assert os.listdir(tmp_path) == []  # nothing written locally
