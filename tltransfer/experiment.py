@@ -33,6 +33,12 @@ STOP = threading.Event()
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "bfloat16")
 SUBSETS = ("prefix", "random")
+# Settings a mode does not depend on: a run made under other values of these is still valid.
+IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset", "transfer_layers",
+                         "transferred_lr_scale"),
+              "scratch": ("source_samples", "source_classes", "transfer_layers",
+                          "transferred_lr_scale"),
+              "frozen": ("transferred_lr_scale",)}
 
 
 class RunError(Exception):
@@ -201,14 +207,6 @@ def write_text_atomic(path, text):
 def remove_tree(path):
     if gfile.exists(path):
         gfile.rmtree(path)
-
-
-# Settings a mode does not depend on: a run made under other values of these is still valid.
-IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset", "transfer_layers",
-                         "transferred_lr_scale"),
-              "scratch": ("source_samples", "source_classes", "transfer_layers",
-                          "transferred_lr_scale"),
-              "frozen": ("transferred_lr_scale",)}
 
 
 def differences(stored, config):
