@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tltransfer import data
+from tltransfer.config import format_classes, parse_classes
 
 
 def test_shipped_file_is_the_official_mnist(mnist):
@@ -107,21 +108,21 @@ def test_index_windows_resume_mid_epoch_and_depend_on_seed():
     ("even", (0, 2, 4, 6, 8), "0,2,4,6,8"), ("7,0-2", (0, 1, 2, 7), "0-2,7"), ("4,3", (3, 4), "3,4"),
 ])
 def test_class_specs(spec, digits, canonical):
-    assert data.parse_classes(spec) == digits
-    assert data.format_classes(digits) == canonical
+    assert parse_classes(spec) == digits
+    assert format_classes(digits) == canonical
 
 
 @pytest.mark.parametrize("spec", ["5-2", "1", "0-10", "x", "1,1"])
 def test_bad_class_specs_are_refused(spec):
     with pytest.raises(ValueError, match="classes"):
-        data.parse_classes(spec)
+        parse_classes(spec)
 
 
 def test_other_classes_relabel_in_order(mnist):
     task = data.target_task(mnist, 1.0, classes=(5, 6, 7, 8, 9))
     assert task.num_classes == 5 and len(task.y_test) == int(np.sum(mnist.y_test >= 5))
     np.testing.assert_array_equal(task.y_test, mnist.y_test[mnist.y_test >= 5] - 5)
-    odd = data.source_task(mnist, data.parse_classes("odd"))
+    odd = data.source_task(mnist, parse_classes("odd"))
     np.testing.assert_array_equal(odd.y_train, mnist.y_train[mnist.y_train % 2 == 1] // 2)
 
 

@@ -439,6 +439,17 @@ def test_setting_columns_are_optional_and_default_to_the_labs(tmp_path):
     assert all(run.standard and run.transfer_layers == 2 for run in old)
 
 
+def test_report_shares_the_run_settings_without_importing_tensorflow():
+    # The report reads Config's defaults and IRRELEVANT from tltransfer.config; importing
+    # TensorFlow would put its start-up lines on stderr, around the report's one-line errors.
+    probe = ("import sys; from tools import report; "
+             "print('tensorflow' in sys.modules, report.STANDARD_SETTINGS['transfer_layers'])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "2"]
+
+
 def test_bad_transfer_layers_cell_is_refused(tmp_path):
     rows = settings_rows("frozen", 0.01, 0.0, [0.9], transfer_layers="two")
     with pytest.raises(report.ReportError, match="transfer_layers='two' is not a valid integer"):

@@ -15,6 +15,8 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from tltransfer.config import format_classes
+
 MNIST_PATH = os.path.join(os.path.dirname(__file__), "mnist.npz")
 # SHA-256 of the shipped file; built from the official MNIST (see DESIGN.md), whose raw uint8
 # image bytes hash to the two values below (checked by the tests).
@@ -199,39 +201,6 @@ def split(mnist, classes, name):
 def subset_size(p, available):
     """The course's subset size: 100 * floor(floor(p * available) / 100)."""
     return SUBSET_GRANULARITY * (int(np.floor(p * available)) // SUBSET_GRANULARITY)
-
-
-def parse_classes(spec):
-    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits."""
-    digits = []
-    for part in str(spec).replace(" ", "").split(","):
-        if part in ("odd", "even"):
-            digits += range(1 if part == "odd" else 0, 10, 2)
-        elif "-" in part:
-            low, _, high = part.partition("-")
-            if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
-                raise ValueError(f"classes {spec!r}: {part!r} is not a range like 0-5")
-            digits += range(int(low), int(high) + 1)
-        elif part.isdigit():
-            digits.append(int(part))
-        else:
-            raise ValueError(f"classes {spec!r}: {part!r} is not a digit, a range like 0-5, "
-                             "'odd' or 'even'")
-    if any(d > 9 for d in digits) or len(set(digits)) < 2:
-        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9")
-    return tuple(sorted(set(digits)))
-
-
-def format_classes(classes):
-    """The canonical spec of a set of digits: runs of 3 or more as ranges ('0-5', '1,3,5')."""
-    parts, run = [], [classes[0]]
-    for digit in classes[1:] + (None,):
-        if digit is not None and digit == run[-1] + 1:
-            run.append(digit)
-            continue
-        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(d) for d in run]
-        run = [digit]
-    return ",".join(parts)
 
 
 def source_task(mnist, classes=SOURCE_CLASSES):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from tltransfer import data, model, train
+from tltransfer.config import IRRELEVANT, TRANSFER_MODES, Config, parse_classes
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -30,15 +31,6 @@ CLAIMS = ".claims"
 DIVERGED_LOSS = 1000.0
 # Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
 STOP = threading.Event()
-LR_SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("float32", "bfloat16")
-SUBSETS = ("prefix", "random")
-# Settings a mode does not depend on: a run made under other values of these is still valid.
-IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset", "transfer_layers",
-                         "transferred_lr_scale"),
-              "scratch": ("source_samples", "source_classes", "transfer_layers",
-                          "transferred_lr_scale"),
-              "frozen": ("transferred_lr_scale",)}
 
 
 class RunError(Exception):
@@ -55,117 +47,6 @@ class Busy(Exception):
 
 class Interrupted(Exception):
     """STOP was set; the run stopped after writing a checkpoint."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything that defines one run. Defaults are the study's: they meet the spec's 99%."""
-    mode: str = "finetune"
-    p: float = 1.0
-    dropout: float = 0.0
-    seed: int = 0
-    lr: float = 1e-3
-    lr_schedule: str = "cosine"
-    batch_size: int = 100
-    train_samples: int = 60_000
-    source_samples: int = 60_000
-    eval_every: int = 1000
-    precision: str = "float32"
-    source_classes: str = "0-5"
-    target_classes: str = "6-9"
-    subset: str = "prefix"
-    data: str = ""  # '' = the shipped MNIST; else what data.load_data reads
-    transfer_layers: int = 2  # frozen/finetune copy layers 1..N: 1 conv1, 2 + conv2, 3 + dense
-    transferred_lr_scale: float = 1.0  # finetune: learning rate of the copied layers, relative
-
-    def __post_init__(self):
-        problems = []
-        for name in ("source_classes", "target_classes"):
-            try:  # canonical form, so that '0-4' and '0,1,2,3,4' are one config
-                object.__setattr__(self, name, data.format_classes(
-                    data.parse_classes(getattr(self, name))))
-            except ValueError as e:
-                problems.append(f"{name}: {e}")
-        if self.transfer_layers not in (1, 2, 3):
-            problems.append(f"transfer_layers={self.transfer_layers} must be 1 (conv1), 2 (both "
-                            "conv layers) or 3 (conv layers and dense 128)")
-        if self.transferred_lr_scale <= 0:
-            problems.append(f"transferred_lr_scale={self.transferred_lr_scale} must be positive")
-        if self.subset not in SUBSETS:
-            problems.append(f"subset {self.subset!r} is unknown; choose from {', '.join(SUBSETS)}")
-        if self.mode not in train.MODES:
-            problems.append(f"mode {self.mode!r} is unknown; choose from {', '.join(train.MODES)}")
-        if not 0 < self.p <= 1:
-            problems.append(f"p={self.p} is outside (0, 1]; it is the proportion of 6-9 images "
-                            "used")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
-                            "the lab's)")
-        if self.lr <= 0:
-            problems.append(f"lr={self.lr} must be positive")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision {self.precision!r} is unknown; choose from "
-                            f"{', '.join(PRECISIONS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            problems.append(f"lr_schedule {self.lr_schedule!r} is unknown; choose from "
-                            f"{', '.join(LR_SCHEDULES)}")
-        if self.batch_size <= 0:
-            problems.append(f"batch_size={self.batch_size} must be positive")
-        for name in ("train_samples", "source_samples", "eval_every"):
-            value = getattr(self, name)
-            if self.batch_size > 0 and (value <= 0 or value % self.batch_size):
-                problems.append(f"{name}={value} must be a positive multiple of "
-                                f"batch_size={self.batch_size}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def samples(self):
-        """This run's budget of training samples."""
-        return self.source_samples if self.mode == "source" else self.train_samples
-
-    @property
-    def name(self):
-        """Run directory name; `source` runs do not depend on p."""
-        tail = f"drop{self.dropout:g}_seed{self.seed}"
-        default = Config.__dataclass_fields__
-        if self.mode != "scratch" and self.source_classes != default["source_classes"].default:
-            tail += f"_from{self.source_classes}"
-        if self.mode != "source" and self.target_classes != default["target_classes"].default:
-            tail += f"_to{self.target_classes}"
-        if self.mode != "source" and self.subset != default["subset"].default:
-            tail += f"_{self.subset}"
-        if self.mode in train.TRANSFER_MODES:
-            if self.transfer_layers != default["transfer_layers"].default:
-                tail += f"_depth{self.transfer_layers}"
-            if self.transferred_lr_scale != default["transferred_lr_scale"].default:
-                tail += f"_lrx{self.transferred_lr_scale:g}"
-        if self.precision != "float32":
-            tail += f"_{self.precision}"
-        return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
-
-    def learning_rate(self, scale=1.0):
-        """Adam's learning rate times `scale`: constant, or cosine-decayed to 0 over the run."""
-        if self.lr_schedule == "constant":
-            return self.lr * scale
-        return tf.keras.optimizers.schedules.CosineDecay(self.lr * scale,
-                                                         self.samples // self.batch_size)
-
-    def canonical(self):
-        """This config with the settings its mode does not use at their defaults, so that
-        configs making the same run compare equal."""
-        default = Config.__dataclass_fields__
-        return dataclasses.replace(self, **{name: default[name].default
-                                            for name in IRRELEVANT.get(self.mode, ())})
-
-    @property
-    def variant(self):
-        """The name's suffix after the seed: what sets this run apart from the lab's."""
-        return self.name.split(f"_seed{self.seed}", 1)[1].lstrip("_")
-
-    def source(self):
-        """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
-        return dataclasses.replace(self, mode="source", p=1.0).canonical()
 
 
 # All run-directory I/O goes through tf.io.gfile, so a log root may be anything TensorFlow can
@@ -266,8 +147,8 @@ def prepare_run_dir(run_dir, config, data_sha256):
 
 def load_task(config, mnist):
     if config.mode == "source":
-        return data.source_task(mnist, data.parse_classes(config.source_classes))
-    return data.target_task(mnist, config.p, data.parse_classes(config.target_classes),
+        return data.source_task(mnist, parse_classes(config.source_classes))
+    return data.target_task(mnist, config.p, parse_classes(config.target_classes),
                             config.subset, config.seed)
 
 
@@ -352,7 +233,7 @@ def run(config, logdir, log=print, mnist=None, wait=True):
     mnist = mnist if mnist is not None else data.load_data(config.data)
     task = load_task(config, mnist)
     source_dir = None
-    if config.mode in train.TRANSFER_MODES:
+    if config.mode in TRANSFER_MODES:
         source_config = config.source()
         try:
             run(source_config, logdir, log, mnist, wait)
@@ -418,6 +299,14 @@ def read_scalars(run_dir):
     return scalars
 
 
+def learning_rate(config, scale=1.0):
+    """Adam's learning rate times `scale`: constant, or cosine-decayed to 0 over the run."""
+    if config.lr_schedule == "constant":
+        return config.lr * scale
+    return tf.keras.optimizers.schedules.CosineDecay(config.lr * scale,
+                                                     config.samples // config.batch_size)
+
+
 def fit(config, task, net, run_dir, log, resume=False):
     """Trains `net` on `task` for the config's budget; returns the test curve.
 
@@ -438,9 +327,9 @@ def fit(config, task, net, run_dir, log, resume=False):
     if config.mode == "finetune" and config.transferred_lr_scale != 1:
         copied = [v for layer in net.layers[:config.transfer_layers]
                   for v in layer.trainable_variables]
-    trainer = train.Trainer(trained, variables, config.learning_rate(), config.seed,
+    trainer = train.Trainer(trained, variables, learning_rate(config), config.seed,
                             compute_dtype=config.precision, slow_variables=copied,
-                            slow_learning_rate=config.learning_rate(config.transferred_lr_scale))
+                            slow_learning_rate=learning_rate(config, config.transferred_lr_scale))
     slow = {"copied_optimizer": trainer.optimizers[1]} if len(trainer.optimizers) > 1 else {}
     checkpoint = tf.train.Checkpoint(trained=trained, optimizer=trainer.optimizer,
                                      step=trainer.step, **slow)

@@ -18,6 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 
+from tltransfer.config import Config  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
                   "Modes to run: scratch (random init), frozen (conv layers copied from the 0-5 "
@@ -95,7 +97,6 @@ def seeds_from_flags():
 
 def configs_from_flags():
     """Every combination of the list flags, as validated Configs."""
-    from tltransfer.experiment import Config
     settings = dict(lr=FLAGS.lr, lr_schedule=FLAGS.lr_schedule, batch_size=FLAGS.batch_size,
                     train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
                     eval_every=FLAGS.eval_every, precision=FLAGS.precision,

@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 
-from tltransfer import experiment, train
+from tltransfer import experiment
+from tltransfer.config import MODES, TRANSFER_MODES
 
 INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
 
@@ -16,10 +17,10 @@ def plan(configs):
     Seed-major order, so that an interrupted study already holds whole seeds.
     """
     ordered = sorted(configs, key=lambda c: (c.seed, c.dropout, c.mode == "source", c.p,
-                                             train.MODES.index(c.mode)))
+                                             MODES.index(c.mode)))
     runs = []
     for config in ordered:
-        if config.mode in train.TRANSFER_MODES:
+        if config.mode in TRANSFER_MODES:
             runs.append(config.source())
         runs.append(config)
     return list(dict.fromkeys(runs))
@@ -124,7 +125,7 @@ def summary(results):
     for config, result in results.items():
         label = "_".join(filter(None, (config.mode, config.variant)))
         groups[(label, config.mode, config.p, config.dropout)].append(result["test_accuracy"])
-    columns = sorted({(train.MODES.index(m), label) for label, m, _, _ in groups if m != "source"})
+    columns = sorted({(MODES.index(m), label) for label, m, _, _ in groups if m != "source"})
     columns = [label for _, label in columns]
     rows = sorted({(p, d) for _, m, p, d in groups if m != "source"})
     width = max([22] + [len(label) + 2 for label in columns])

@@ -2,10 +2,9 @@
 
 import tensorflow as tf
 
+from tltransfer.config import MODES
 from tltransfer.model import IMAGE_SHAPE
 
-MODES = ("source", "scratch", "frozen", "finetune")
-TRANSFER_MODES = ("frozen", "finetune")
 EVAL_CHUNK = 2048  # test images per forward pass; 1024-4096 run alike (~14,000 img/s on 2 cores)
 
 

@@ -34,12 +34,14 @@ import scipy  # noqa: E402
 from absl import app, flags  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from tltransfer.config import (IRRELEVANT, TRANSFER_MODES, Config, format_classes,  # noqa: E402
+                               parse_classes)
+
 REQUIRED_COLUMNS = ("run", "mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule",
                     "batch_size", "train_samples", "tag", "step", "value")
 TEST_ACCURACY = "test/accuracy"
 SOURCE = "source"
 TARGET_MODES = ("scratch", "frozen", "finetune")
-TRANSFER_MODES = ("frozen", "finetune")
 MODE_COLORS = {"source": "C7", "scratch": "C0", "frozen": "C1", "finetune": "C2"}
 NO_DROPOUT = 0.0
 LAB_DROPOUT = 0.5
@@ -51,17 +53,15 @@ PAIRS = (("frozen", "scratch"), ("finetune", "scratch"), ("finetune", "frozen"))
 MISSING = "n/a"
 LEVEL = 1e-9  # accuracies (fractions) closer than this are equal
 
-# Optional setting columns and the lab's value of each: a CSV written before a column existed
-# (or an empty cell) means that run had the lab's value.
-STANDARD_SETTINGS = {"precision": "float32", "source_classes": "0-5", "target_classes": "6-9",
-                     "subset": "prefix", "transfer_layers": 2, "transferred_lr_scale": 1.0}
-# The settings a mode depends on (every one of STANDARD_SETTINGS for finetune), as in
-# tltransfer.experiment.IRRELEVANT: a source net never sees the target task or the transfer, a
+# Optional setting columns and the lab's value of each (Config's default): a CSV written before
+# a column existed (or an empty cell) means that run had the lab's value.
+STANDARD_SETTINGS = {name: Config.__dataclass_fields__[name].default
+                     for name in ("precision", "source_classes", "target_classes", "subset",
+                                  "transfer_layers", "transferred_lr_scale")}
+# The settings each mode depends on: a source net never sees the target task or the transfer, a
 # scratch net never sees the source, and a frozen net never trains its copied layers.
-RELEVANT_SETTINGS = {SOURCE: ("precision", "source_classes"),
-                     "scratch": ("precision", "target_classes", "subset"),
-                     "frozen": ("precision", "source_classes", "target_classes", "subset",
-                                "transfer_layers")}
+RELEVANT_SETTINGS = {mode: tuple(name for name in STANDARD_SETTINGS if name not in ignored)
+                     for mode, ignored in IRRELEVANT.items()}
 # What the first k layers a transfer run copies are (the lab copies 2).
 TRANSFER_LAYER_NAMES = {1: "conv1", 2: "conv1+conv2", 3: "conv1+conv2+dense128"}
 
@@ -131,26 +131,10 @@ def _to_int(text):
 def _classes(text):
     """A class spec in the canonical form the training code writes ('0,1,2,3,4,5' -> '0-5');
     a spec it cannot read is kept as written."""
-    digits = set()
-    for part in text.replace(" ", "").split(","):
-        low, dash, high = part.partition("-")
-        if part in ("odd", "even"):
-            digits.update(range(1 if part == "odd" else 0, 10, 2))
-        elif dash and low.isdigit() and high.isdigit() and int(low) <= int(high):
-            digits.update(range(int(low), int(high) + 1))
-        elif part.isdigit():
-            digits.add(int(part))
-        else:
-            return text
-    ordered = sorted(digits)
-    parts, run = [], ordered[:1]
-    for digit in ordered[1:] + [None]:
-        if digit is not None and digit == run[-1] + 1:
-            run.append(digit)
-            continue
-        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(d) for d in run]
-        run = [digit]
-    return ",".join(parts) if ordered else text
+    try:
+        return format_classes(parse_classes(text))
+    except ValueError:
+        return text
 
 
 COLUMN_TYPES = {"run": str, "mode": str, "p": float, "n_train": _to_int, "dropout": float,
