@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from tltransfer import train
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("scratch", "frozen", "finetune")
 SIDES = ("keras", "tltransfer")
@@ -68,9 +70,28 @@ def test_study_estimate_and_memory(quick):
         study["keras"]["total_s"] / study["tltransfer"]["total_s"])
 
 
+def test_compute_counts_the_cnns_multiply_adds(quick):
+    _, report = quick
+    multiply_adds = 26 * 26 * 32 * 9 + 24 * 24 * 32 * 288 + 12 * 12 * 32 * 128 + 128 * 4
+    # the profiler counts 2 per multiply-add, plus the bias adds and pooling comparisons
+    flops = report["compute"]["forward_flops_per_image"]
+    assert 2 * multiply_adds <= flops < 1.01 * 2 * multiply_adds
+    assert positive(report["compute"]["matmul_gflops"])
+
+
+
+def test_eval_chunk_side_measures_speed_and_memory(quick):
+    _, report = quick
+    assert report["eval_chunk"] == train.EVAL_CHUNK
+    assert list(report["eval_chunks"]) == ["256"]  # --quick measures the smallest only
+    chunk = report["eval_chunks"]["256"]
+    assert positive(chunk["eval_images_per_s"]) and positive(chunk["rss_mib"])
+
+
 def test_table_names_every_mode_and_section(quick):
     table, _ = quick
-    for text in (*MODES, "float32 floor", "whole default study", "peak RSS", "TensorFlow"):
+    for text in (*MODES, "float32 floor", "whole default study", "peak RSS", "TensorFlow",
+                 "GFLOP/s"):
         assert text in table
 
 

@@ -50,8 +50,11 @@ flags.DEFINE_bool("quick", False, "Smoke version: 300 samples per run, evaluatio
                   "representative.")
 flags.DEFINE_integer("precision_samples", 20_000, "Training samples of each run of the "
                      "bfloat16-vs-float32 comparison (scratch and finetune at p=0.1, 3 seeds).")
-flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic", "precision"],
+flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic", "precision",
+                                  "eval_chunk"],
                   "Internal: measure one side in this process and write it to --side_out.")
+flags.DEFINE_integer("eval_chunk", None, "Internal: with --side=eval_chunk, the test images "
+                     "per forward pass to measure.")
 flags.DEFINE_string("side_out", None, "Internal: the JSON file --side writes.")
 
 SIDES = ("keras", "tltransfer")
@@ -68,6 +71,8 @@ STUDY_SOURCES = 3 * 2
 STUDY_TARGETS_PER_MODE = STUDY_SOURCES * 4
 STUDY_RUNS = STUDY_SOURCES + STUDY_TARGETS_PER_MODE * len(MODES)
 TIMING_KEYS = ("s_per_1000", "total_s", "startup_s")
+MATMUL_SIZE = 2048
+EVAL_CHUNKS = (256, 512, 2048)  # test images per forward pass: speed against memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,6 +375,41 @@ def measure_floor(settings, mnist):
     return {"full": full, "frozen": frozen, "bfloat16": bfloat16, "batch_300": batch_300}
 
 
+def measure_compute():
+    """What the machine can do: float32 matmul GFLOP/s (2048 x 2048, best of 5), and the
+    floating-point operations of one image's forward pass through the lab's CNN, as
+    TensorFlow's profiler counts them."""
+    import tensorflow as tf
+    from tltransfer import model
+    a = tf.random.stateless_normal([MATMUL_SIZE, MATMUL_SIZE], seed=[0, 1])
+    matmul = tf.function(lambda: tf.matmul(a, a))
+    matmul()
+    gflops = best_rate(lambda: matmul()[0], 2 * MATMUL_SIZE ** 3 / 1e9, 10, 5)
+    net = model.CNN(4, seed=0)
+    forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, *model.IMAGE_SHAPE]))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    flops = tf.compat.v1.profiler.profile(forward.graph, options=options).total_float_ops
+    return {"matmul_gflops": gflops, "forward_flops_per_image": flops}
+
+
+def measure_eval_chunk(chunk, mnist):
+    """Evaluation images/s and this process's peak memory when the test set goes through in
+    chunks of `chunk` images (train.EVAL_CHUNK)."""
+    import tensorflow as tf
+    from tltransfer import data, model, train
+    tf.config.experimental.enable_op_determinism()
+    train.EVAL_CHUNK = chunk
+    task = data.target_task(mnist, STUDY_P)
+    test_x, test_y = data.images_tensor(task.x_test), tf.constant(task.y_test)
+    net = model.CNN(task.num_classes, seed=0)
+    trainer = train.Trainer(net, net.trainable_variables, LR, seed=0)
+    trainer.evaluate(test_x, test_y)
+    rate = best_rate(lambda: trainer.evaluate(test_x, test_y), int(test_x.shape[0]), 8, 3)
+    return {"eval_images_per_s": rate, "rss_mib": peak_rss_mib()}
+
+
 def measure_runs(side, name, settings):
     """Per-mode runs and the study slice of one side, medians over repeats."""
     if settings.warm_up:
@@ -397,7 +437,7 @@ def peak_rss_mib():
 def measure_side(name, settings):
     import keras
     import tensorflow as tf
-    from tltransfer import data
+    from tltransfer import data, train
     mnist = load_mnist()
     tasks = {p: data.target_task(mnist, p) for p in (*settings.ps, settings.study_p)}
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
@@ -408,11 +448,14 @@ def measure_side(name, settings):
         return {"floor": measure_floor(settings, mnist)}
     if name == "precision":
         return measure_precision(mnist)
+    if name == "eval_chunk":
+        return measure_eval_chunk(FLAGS.eval_chunk, mnist)
     with tempfile.TemporaryDirectory(prefix="tltransfer-benchmark-") as workdir:
         figures = measure_runs(TltransferSide(settings, mnist, tasks, workdir), name, settings)
     rss = peak_rss_mib()  # before the floor, whose cached features of p=1.0 are no run's
     return {**figures, "rss_mib": rss, "versions": versions,
-            "floor": measure_floor(settings, mnist)}
+            "floor": measure_floor(settings, mnist), "compute": measure_compute(),
+            "eval_chunk": train.EVAL_CHUNK}
 
 
 PRECISION_SEEDS = (0, 1, 2)
@@ -446,6 +489,20 @@ def measure_precision(mnist):
     return figures
 
 
+def compute_lines(compute, full):
+    """How close the whole-CNN floor is to what this machine's float32 matmul reaches."""
+    flops, peak = compute["forward_flops_per_image"], compute["matmul_gflops"]
+    eval_gflops = full["eval_images_per_s"] * flops / 1e9
+    # A training step costs about three forward passes (forward, and the backward pass's two
+    # products per layer).
+    train_gflops = full["train_samples_per_s"] * 3 * flops / 1e9
+    return [f"compute: float32 matmul {peak:,.0f} GFLOP/s; the CNN's forward pass "
+            f"{flops / 1e6:.1f} MFLOP/image (TensorFlow's profiler)",
+            f"  whole-CNN floor: evaluation {eval_gflops:,.0f} GFLOP/s "
+            f"({100 * eval_gflops / peak:.0f}% of matmul), training ~{train_gflops:,.0f} GFLOP/s "
+            f"(~{100 * train_gflops / peak:.0f}%)"]
+
+
 def precision_lines(figures):
     lines = ["", f"bfloat16 vs float32: whole runs of {FLAGS.precision_samples:,} samples at "
                  f"p={STUDY_P:g}, seeds {', '.join(map(str, PRECISION_SEEDS))}",
@@ -469,12 +526,12 @@ def precision_lines(figures):
     return lines
 
 
-def run_side(name, settings):
+def run_side(name, settings, *extra_flags):
     """Measures one side in a fresh process of this tool; returns its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, f"{name}.json")
         command = [sys.executable, os.path.abspath(__file__), f"--side={name}",
-                   f"--side_out={out}", *settings.side_flags()]
+                   f"--side_out={out}", *settings.side_flags(), *extra_flags]
         code = subprocess.run(command).returncode
         if code != 0:
             raise RuntimeError(f"the {name} side failed (exit status {code}); its output is above")
@@ -537,7 +594,8 @@ def combine(settings, sides):
     study["formula"] = study_formula(settings)
     return {"settings": dataclasses.asdict(settings),
             "machine": machine(sides["tltransfer"]["versions"]), "runs": runs,
-            "floor": floor, "study": study,
+            "floor": floor, "compute": sides["tltransfer"]["compute"],
+            "eval_chunk": sides["tltransfer"]["eval_chunk"], "study": study,
             "rss_mib": {side: sides[side]["rss_mib"] for side in SIDES}}
 
 
@@ -592,6 +650,13 @@ def table(report):
             f"{100 * (off['train_samples_per_s'] / on['train_samples_per_s'] - 1):+.1f}% faster "
             f"without it, evaluation "
             f"{100 * (off['eval_images_per_s'] / on['eval_images_per_s'] - 1):+.1f}%")
+    lines += compute_lines(report["compute"], report["floor"]["full"])
+    if report["eval_chunks"]:
+        lines += ["", f"evaluation chunk size (tltransfer uses {report['eval_chunk']}), each in a "
+                      f"process that only evaluates:",
+                  f"{'images per forward pass':<26}{'eval images/s':>14}{'peak RSS MiB':>14}"]
+        lines += [f"{chunk:<26}{c['eval_images_per_s']:>14,.0f}{c['rss_mib']:>14,.0f}"
+                  for chunk, c in report["eval_chunks"].items()]
     if "precision" in report:
         lines += precision_lines(report["precision"])
     study = report["study"]
@@ -637,6 +702,11 @@ def benchmark(settings):
         report["floor_nondeterministic"] = run_side("nondeterministic", settings)["floor"]
         progress("comparing bfloat16 with float32")
         report["precision"] = run_side("precision", settings)
+    report["eval_chunks"] = {}
+    for chunk in EVAL_CHUNKS[:1] if settings.quick else EVAL_CHUNKS:
+        progress(f"evaluating in chunks of {chunk}")
+        report["eval_chunks"][str(chunk)] = run_side("eval_chunk", settings,
+                                                     f"--eval_chunk={chunk}")
     return report
 
 
