@@ -27,7 +27,7 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, mon
         if "] frozen_p0.005_drop0_seed0:" in line and "200/300" in line:
             raise Crash()
     with pytest.raises(Crash):
-        study.run_all(configs, logdir, crash_in_frozen, mnist)
+        study.run_all(configs, logdir, crash_in_frozen, mnist, checkpoint_seconds=0)
     lines = []
     results, failures = study.run_all(configs, logdir, lines.append, mnist)
     assert not failures and len(results) == 3

@@ -21,6 +21,7 @@ def main(*args, cwd=None):
     (["--p=0.001"], "no training images"),
     (["--data=/nowhere/mnist.mat"], "neither a directory of IDX files nor an existing .mat"),
     (["--target_classes=7"], "target_classes"),
+    (["--checkpoint_seconds=-1"], "--checkpoint_seconds=-1 must be 0"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, args, message):
     out = main(*args, f"--logdir={tmp_path}")

@@ -65,7 +65,7 @@ def test_main_exits_non_zero_and_names_failed_runs(tmp_path):
 
 
 def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
-    args = ["--mode=scratch", *TINY, f"--logdir={tmp_path}"]
+    args = ["--mode=scratch", *TINY, "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
     process = subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "scratch_p0.005_drop0_seed0" / experiment.CHECKPOINTS
@@ -150,7 +150,7 @@ def test_corrupted_checkpoint_is_one_clear_line(tmp_path, mnist):
         if "200/300" in line:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        experiment.run(config, str(tmp_path), crash, mnist)
+        experiment.run(config, str(tmp_path), crash, mnist, checkpoint_seconds=0)
     checkpoints = tmp_path / config.name / experiment.CHECKPOINTS
     for data_file in checkpoints.glob("*.data*"):
         data_file.write_bytes(b"garbage")
@@ -168,7 +168,7 @@ def test_disk_full_mid_run_is_a_clear_error_and_resumable(tmp_path, mnist, monke
         return save(self, checkpoint_number=checkpoint_number)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
     with pytest.raises(experiment.RunError, match="No space left on device.*resume"):
-        experiment.run(config, str(tmp_path), quiet, mnist)
+        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0)
     assert experiment.completed_result(config, str(tmp_path)) is None
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
     lines = []

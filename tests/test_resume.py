@@ -83,7 +83,7 @@ def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path
         if "300/600" in line:
             raise Crash()
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), crash_at_300, mnist)
+        experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=0)
     run_dir = os.path.join(tmp_path, config.name)
     assert not os.path.exists(os.path.join(run_dir, "result.json"))
     assert tf.train.latest_checkpoint(os.path.join(run_dir, experiment.CHECKPOINTS)).endswith("-300")
@@ -107,7 +107,7 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
         return save(self, checkpoint_number=checkpoint_number)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_crash)
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), quiet, mnist)
+        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
 
     write = experiment.write_json_atomic
@@ -128,12 +128,44 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
 
 
+def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist, monkeypatch):
+    config = experiment.Config(mode="scratch", **SETTINGS)
+    save = tf.train.CheckpointManager.save
+    saved = []
+
+    def counted_save(self, checkpoint_number=None):
+        saved.append(checkpoint_number)
+        return save(self, checkpoint_number=checkpoint_number)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", counted_save)
+
+    def crash_at_300(line):
+        if "300/600" in line:
+            raise Crash()
+    with pytest.raises(Crash):  # no hour has passed: nothing to resume from
+        experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=3600)
+    assert saved == []
+
+    def stop_at_300(line):
+        if "300/600" in line:
+            experiment.STOP.set()
+    try:
+        with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
+            experiment.run(config, str(tmp_path), stop_at_300, mnist, checkpoint_seconds=3600)
+    finally:
+        experiment.STOP.clear()
+    assert saved == [400]  # the run started over, and the stop wrote the only checkpoint
+    lines = []
+    experiment.run(config, str(tmp_path), lines.append, mnist, checkpoint_seconds=3600)
+    assert lines[0] == f"{config.name}: resuming at 400 samples"
+    assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
+
+
 @pytest.mark.parametrize("kill_after_checkpoint", [200, 400])
 def test_kill_9_of_a_real_run_then_resume(reference, tmp_path, kill_after_checkpoint):
     config = experiment.Config(mode="scratch", **SETTINGS)
     command = [sys.executable, "-m", "tltransfer.main", "--mode=scratch", "--p=0.005",
                "--dropout=0.5", "--seed=0", "--train_samples=600", "--source_samples=200",
-               "--eval_every=100",
+               "--eval_every=100", "--checkpoint_seconds=0",
                f"--logdir={tmp_path}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = os.path.join(tmp_path, config.name, experiment.CHECKPOINTS,

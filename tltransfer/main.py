@@ -69,6 +69,10 @@ flags.DEFINE_integer("num_shards", None, "Split the grid into this many shards, 
                      "job of a cluster array (default: $SLURM_ARRAY_TASK_COUNT, else 1).")
 flags.DEFINE_integer("shard_index", None, "Which shard this process trains, 0-based (default: "
                      "$SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0).")
+flags.DEFINE_float("checkpoint_seconds", 10.0,
+                   "Training seconds between checkpoints, each taken right after an evaluation "
+                   "(0: after every evaluation). A killed run resumes from its last checkpoint, "
+                   "so it loses at most this much.")
 flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
                   "Measured on a 2-core CPU (tools/benchmark.py): no cost for the whole CNN; "
@@ -159,6 +163,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}; all settings are flags")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
+    try:  # flags alone are checked before TensorFlow loads, so a typo is told at once
+        configs = configs_from_flags()
+        shard_of = shard_from_flags()
+        if FLAGS.checkpoint_seconds < 0:
+            raise ValueError(f"--checkpoint_seconds={FLAGS.checkpoint_seconds:g} must be 0 "
+                             "(after every evaluation) or more")
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     import tensorflow as tf
     from tltransfer import data, experiment, study
     # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
@@ -169,8 +181,6 @@ def main(argv):
     signal.signal(signal.SIGINT, stop_after_checkpoint)
     signal.signal(signal.SIGTERM, stop_after_checkpoint)
     try:
-        configs = configs_from_flags()
-        shard_of = shard_from_flags()
         mnist = data.load_data(configs[0].data)
         for config in configs:  # refuse a bad grid before training any of it
             experiment.load_task(config, mnist)
@@ -183,7 +193,8 @@ def main(argv):
                 f"cannot write to --logdir={FLAGS.logdir} ({getattr(e, 'strerror', None) or e}); "
                 "choose a writable directory") from e
         results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
-                                          log=lambda line: print(line, flush=True))
+                                          log=lambda line: print(line, flush=True),
+                                          checkpoint_seconds=FLAGS.checkpoint_seconds)
     except (experiment.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
         sys.exit(f"interrupted{where}; run the same command again to resume")

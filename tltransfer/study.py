@@ -68,14 +68,15 @@ def shard(runs, index, count):
     return runs[index::count]
 
 
-def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1)):
+def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
+            checkpoint_seconds=experiment.CHECKPOINT_SECONDS):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
     Complete runs are reused, so calling this again trains only what is missing. Runs that
     another process is training are left for later and then waited for, so several processes
     can share one log root, each run trained once. `shard_of` = (index, count) takes only that
-    shard's part of the plan.
+    shard's part of the plan; `checkpoint_seconds` goes to every experiment.run.
     """
     runs = shard(plan(configs), *shard_of)
     # Reading every result first also refuses a clashing log root before any training.
@@ -100,7 +101,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
 
             try:
                 results[config] = experiment.run(config, logdir, log=progress, mnist=mnist,
-                                                 wait=False)
+                                                 wait=False, checkpoint_seconds=checkpoint_seconds)
                 clock.record(config, time.perf_counter() - started)
             except experiment.Busy:
                 deferred.append(config)
