@@ -721,6 +721,10 @@ def main(argv):
                 raise ValueError("--side needs --side_out")
             if not FLAGS["verbosity"].present:
                 logging.set_verbosity(logging.WARNING)  # as tltransfer.main: no INFO chatter
+            import tensorflow as tf
+            # Each run traces its own functions on purpose, as in tltransfer.main.
+            tf.get_logger().addFilter(
+                lambda record: "triggered tf.function retracing" not in record.getMessage())
             figures = measure_side(FLAGS.side, settings)
             with open(FLAGS.side_out, "w") as f:
                 json.dump(figures, f)
