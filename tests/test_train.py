@@ -93,6 +93,20 @@ def test_evaluate_counts_correct_predictions():
     assert loss.numpy() > 0
 
 
+def test_chunked_evaluation_matches_one_pass_over_the_test_set(mnist):
+    task = data.target_task(mnist, 0.005)
+    x, y = data.images_tensor(task.x_test), task.y_test
+    assert len(y) % train.EVAL_CHUNK  # several chunks, the last one partial
+    net = model.CNN(4, seed=3)
+    accuracy, loss = train.Trainer(net, net.trainable_variables, 1e-3, seed=0).evaluate(
+        x, tf.constant(y))
+    logits = net(x, training=False).numpy().astype(np.float64)
+    log_softmax = logits - logits.max(1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+    assert accuracy.numpy() == pytest.approx(np.mean(logits.argmax(1) == y), abs=1e-7)
+    assert loss.numpy() == pytest.approx(-log_softmax[np.arange(len(y)), y].mean(), rel=1e-5)
+
+
 def test_bfloat16_compute_trains_float32_variables(mnist):
     task = data.target_task(mnist, 0.01)
     x, y = data.images_tensor(task.x_train), tf.constant(task.y_train)
