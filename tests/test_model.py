@@ -32,7 +32,8 @@ def test_init_is_glorot_uniform_with_zero_biases_and_seeded():
     assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
     assert abs(w.mean()) < 0.01 * limit
     assert not net.features.conv1.b.numpy().any()
-    for a, b, c in zip(net.trainable_variables, same.trainable_variables, other.trainable_variables):
+    for a, b, c in zip(net.trainable_variables, same.trainable_variables,
+                       other.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
         if "/w" in a.name or a.name.startswith("w"):
             assert not np.array_equal(a.numpy(), c.numpy())

@@ -105,8 +105,9 @@ def test_two_processes_on_one_log_root_train_every_run_once(tmp_path, sharded):
     assert [p.returncode for p in processes] == [0, 0], outputs
     trained = [name for stdout, _ in outputs
                for name in re.findall(r"\] (\S+): training on", stdout)]
-    expected = ["source_drop0_seed0"] + [f"{m}_p{p}_drop0_seed0" for m in
-                                          ("scratch", "frozen", "finetune") for p in ("0.005", "0.01")]
+    expected = ["source_drop0_seed0"] + [f"{m}_p{p}_drop0_seed0"
+                                         for m in ("scratch", "frozen", "finetune")
+                                         for p in ("0.005", "0.01")]
     assert sorted(trained) == sorted(expected)  # each run trained by exactly one process
     if sharded:  # each process planned only its half of the 7 runs
         assert sorted(re.findall(r"^(\d) runs:", stdout, re.M)[0] for stdout, _ in outputs) \

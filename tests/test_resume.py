@@ -1,4 +1,4 @@
-"""Reproducible to the bit, and resumable: an interrupted run ends exactly as an uninterrupted one."""
+"""Reproducible to the bit, and resumable: an interrupted run ends as an uninterrupted one."""
 
 import glob
 import json
@@ -86,7 +86,8 @@ def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path
         experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=0)
     run_dir = os.path.join(tmp_path, config.name)
     assert not os.path.exists(os.path.join(run_dir, "result.json"))
-    assert tf.train.latest_checkpoint(os.path.join(run_dir, experiment.CHECKPOINTS)).endswith("-300")
+    checkpoints = os.path.join(run_dir, experiment.CHECKPOINTS)
+    assert tf.train.latest_checkpoint(checkpoints).endswith("-300")
     lines = []
     experiment.run(config, str(tmp_path), lines.append, mnist)
     assert lines[0] == f"{config.name}: resuming at 300 samples"

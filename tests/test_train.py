@@ -40,8 +40,9 @@ def test_frozen_keeps_source_conv_bits_and_finetune_changes_them(tiny_study):
     for name, value in source_conv.items():
         np.testing.assert_array_equal(frozen_conv[name], value)
         assert not np.array_equal(tuned_conv[name], value), name
-    initial = {"model/classifier/hidden/w/.ATTRIBUTES/VARIABLE_VALUE": untrained.classifier.hidden.w,
-               "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE": untrained.classifier.logits.w}
+    dense = untrained.classifier
+    initial = {"model/classifier/hidden/w/.ATTRIBUTES/VARIABLE_VALUE": dense.hidden.w,
+               "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE": dense.logits.w}
     for name, value in initial.items():
         assert not np.array_equal(frozen_dense[name], value.numpy()), name
         assert not np.array_equal(tuned_dense[name], value.numpy()), name
@@ -57,7 +58,8 @@ def test_transfer_starts_from_source_conv_weights(tiny_study):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
             np.testing.assert_array_equal(getattr(getattr(net.features, layer), var).numpy(), saved)
     fresh = model.CNN(4, seed=5)
-    np.testing.assert_array_equal(net.classifier.hidden.w.numpy(), fresh.classifier.hidden.w.numpy())
+    np.testing.assert_array_equal(net.classifier.hidden.w.numpy(),
+                                  fresh.classifier.hidden.w.numpy())
 
 
 def test_cached_features_path_matches_the_plain_frozen_path(mnist):
@@ -154,7 +156,8 @@ def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path,
     assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1"
     experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     source = weights(source_dir)
-    slow, fast = weights(f"{tmp_path}/{config.name}"), weights(f"{logdir}/{results['finetune']['run']}")
+    slow = weights(f"{tmp_path}/{config.name}")
+    fast = weights(f"{logdir}/{results['finetune']['run']}")
     key = "model/features/conv2/w/.ATTRIBUTES/VARIABLE_VALUE"
     moved_slow = np.abs(slow[key] - source[key]).mean()
     moved_fast = np.abs(fast[key] - source[key]).mean()
