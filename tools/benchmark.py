@@ -1,6 +1,6 @@
 """How fast is tltransfer? Times it against a plain Keras baseline on the same data and protocol.
 
-    python tools/benchmark.py --json=benchmark.json     # the full benchmark, ~5 min on 2 idle cores
+    python tools/benchmark.py --json=benchmark.json     # the full benchmark: ~13 min, 2 idle cores
     python tools/benchmark.py --quick                   # a smoke version, about a minute
 
 The protocol is the study's: batch 100, Adam 1e-3, test accuracy on all 6-9 test images every
@@ -15,6 +15,10 @@ Every timed run is measured --repeats times and the median is reported. A run's 
 into a steady-state rate (from the end of its first evaluation window to its end) and a
 start-up (the whole run minus its samples at the steady rate: tracing, feature caching, the
 first window's extra cost, closing). The whole default study is extrapolated from both.
+The full benchmark also measures, each in a process of its own, the floor without op
+determinism, bfloat16 against float32 (whole runs, 3 seeds) and evaluation chunk sizes (speed
+and peak memory); and the machine's float32 matmul rate, to tell how close the floor is to the
+hardware.
 """
 
 import dataclasses
