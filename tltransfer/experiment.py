@@ -18,7 +18,8 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from tltransfer import data, model, train
-from tltransfer.config import IRRELEVANT, TRANSFER_MODES, Config, parse_classes
+from tltransfer.config import (CHECKPOINT_SECONDS, IRRELEVANT, TRANSFER_MODES, Config,
+                               parse_classes)
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -31,10 +32,6 @@ CLAIMS = ".claims"
 DIVERGED_LOSS = 1000.0
 # Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
 STOP = threading.Event()
-# Training seconds between checkpoints (each taken right after an evaluation). A checkpoint of
-# the whole CNN costs ~22 ms, 4% of a 1000-sample window, and a third of a frozen one; at one
-# per 10 s a killed run loses at most 10 s.
-CHECKPOINT_SECONDS = 10.0
 
 
 class RunError(Exception):

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 
-from tltransfer.config import Config  # noqa: E402
+from tltransfer.config import CHECKPOINT_SECONDS, Config  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
@@ -69,7 +69,7 @@ flags.DEFINE_integer("num_shards", None, "Split the grid into this many shards, 
                      "job of a cluster array (default: $SLURM_ARRAY_TASK_COUNT, else 1).")
 flags.DEFINE_integer("shard_index", None, "Which shard this process trains, 0-based (default: "
                      "$SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0).")
-flags.DEFINE_float("checkpoint_seconds", 10.0,
+flags.DEFINE_float("checkpoint_seconds", CHECKPOINT_SECONDS,
                    "Training seconds between checkpoints, each taken right after an evaluation "
                    "(0: after every evaluation). A killed run resumes from its last checkpoint, "
                    "so it loses at most this much.")

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from tltransfer import experiment
-from tltransfer.config import MODES, TRANSFER_MODES
+from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 
 INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
 
@@ -69,7 +69,7 @@ def shard(runs, index, count):
 
 
 def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
-            checkpoint_seconds=experiment.CHECKPOINT_SECONDS):
+            checkpoint_seconds=CHECKPOINT_SECONDS):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
