@@ -8,6 +8,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tltransfer import data, experiment  # noqa: E402
+from tltransfer.config import Config  # noqa: E402
 
 # As main does by default, so in-process runs give the same bits as the command line.
 tf.config.experimental.enable_op_determinism()
@@ -25,7 +26,7 @@ def mnist():
 def tiny_study(tmp_path_factory, mnist):
     """logdir holding a source net and the frozen and finetune runs made from it."""
     logdir = str(tmp_path_factory.mktemp("tiny_study"))
-    results = {mode: experiment.run(experiment.Config(mode=mode, **TINY), logdir,
+    results = {mode: experiment.run(Config(mode=mode, **TINY), logdir,
                                     log=lambda line: None, mnist=mnist)
                for mode in ("frozen", "finetune")}
     return logdir, results

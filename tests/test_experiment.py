@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment
+from tltransfer import experiment, rundir
+from tltransfer.config import Config
 
 
 def scalars(run_dir, tag):
@@ -24,7 +25,7 @@ def scalars(run_dir, tag):
 @pytest.fixture(scope="module")
 def scratch_run(tmp_path_factory, mnist):
     logdir = str(tmp_path_factory.mktemp("e2e"))
-    config = experiment.Config(mode="scratch", p=0.01, seed=1, train_samples=3000)
+    config = Config(mode="scratch", p=0.01, seed=1, train_samples=3000)
     lines = []
     result = experiment.run(config, logdir, log=lines.append, mnist=mnist)
     return logdir, config, result, lines
@@ -72,23 +73,23 @@ def test_complete_run_is_reused_not_retrained(scratch_run, mnist):
 
 def test_finished_run_with_other_settings_is_refused(scratch_run, mnist):
     logdir, config, _, _ = scratch_run
-    changed = experiment.Config(**{**config.__dict__, "lr": 0.01})
-    with pytest.raises(experiment.RunError, match="other settings.*lr"):
+    changed = Config(**{**config.__dict__, "lr": 0.01})
+    with pytest.raises(rundir.RunError, match="other settings.*lr"):
         experiment.run(changed, logdir, mnist=mnist)
 
 
 def test_foreign_directory_is_not_overwritten(tmp_path, mnist):
-    config = experiment.Config(mode="scratch", p=0.005, train_samples=100, eval_every=100)
+    config = Config(mode="scratch", p=0.005, train_samples=100, eval_every=100)
     foreign = tmp_path / config.name
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    with pytest.raises(experiment.RunError, match="not a tltransfer run"):
+    with pytest.raises(rundir.RunError, match="not a tltransfer run"):
         experiment.run(config, str(tmp_path), mnist=mnist)
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
 def test_unfinished_run_is_redone(tmp_path, mnist):
-    config = experiment.Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
+    config = Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
     run_dir = tmp_path / config.name
     run_dir.mkdir()
     (run_dir / "config.json").write_text("{}")
@@ -108,47 +109,47 @@ def test_unfinished_run_is_redone(tmp_path, mnist):
 ])
 def test_config_refuses_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
-        experiment.Config(**{field: value})
+        Config(**{field: value})
 
 
 def test_settings_a_mode_does_not_use_do_not_invalidate_its_runs(scratch_run, mnist):
     logdir, config, result, _ = scratch_run
-    other_source_budget = experiment.Config(**{**config.__dict__, "source_samples": 500})
-    assert experiment.completed_result(other_source_budget, logdir) == result
+    other_source_budget = Config(**{**config.__dict__, "source_samples": 500})
+    assert rundir.completed_result(other_source_budget, logdir) == result
 
 
 def test_source_config_is_shared_across_p_and_mode():
-    a = experiment.Config(mode="frozen", p=0.1, seed=2, dropout=0.5).source()
-    b = experiment.Config(mode="finetune", p=1.0, seed=2, dropout=0.5, train_samples=900).source()
+    a = Config(mode="frozen", p=0.1, seed=2, dropout=0.5).source()
+    b = Config(mode="finetune", p=1.0, seed=2, dropout=0.5, train_samples=900).source()
     assert a == b and a.name == "source_drop0.5_seed2"
     assert np.isclose(a.p, 1.0)
 
 
 def test_other_classes_get_their_own_names_and_output_width(tmp_path, mnist):
-    config = experiment.Config(mode="frozen", p=0.01, source_classes="0-4",
-                               target_classes="5,6,7,8,9", subset="random", train_samples=200,
+    config = Config(mode="frozen", p=0.01, source_classes="0-4",
+                    target_classes="5,6,7,8,9", subset="random", train_samples=200,
                                source_samples=200, eval_every=100)
     assert config.target_classes == "5-9"  # canonical
     assert config.name == "frozen_p0.01_drop0_seed0_from0-4_to5-9_random"
     assert config.source().name == "source_drop0_seed0_from0-4"
-    assert experiment.Config().name == "finetune_p1_drop0_seed0"  # defaults keep the lab's names
+    assert Config().name == "finetune_p1_drop0_seed0"  # defaults keep the lab's names
     result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     assert result["n_train"] == 200 and result["n_test"] == int(np.sum(mnist.y_test >= 5))
-    path = os.path.join(tmp_path, config.name, experiment.WEIGHTS)
+    path = os.path.join(tmp_path, config.name, rundir.WEIGHTS)
     assert tf.train.load_variable(path, "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE"
                                   ).shape == (128, 5)
     with pytest.raises(ValueError, match="target_classes"):
-        experiment.Config(target_classes="7")
+        Config(target_classes="7")
 
 
 def test_canonical_configs_of_one_run_compare_equal():
-    depths = [experiment.Config(mode="scratch", p=0.1, transfer_layers=n).canonical()
+    depths = [Config(mode="scratch", p=0.1, transfer_layers=n).canonical()
               for n in (1, 2, 3)]
     assert len(set(depths)) == 1 and depths[0].name == "scratch_p0.1_drop0_seed0"
-    frozen = {experiment.Config(mode="frozen", p=0.1, transfer_layers=n,
-                                transferred_lr_scale=s).canonical()
+    frozen = {Config(mode="frozen", p=0.1, transfer_layers=n,
+                     transferred_lr_scale=s).canonical()
               for n in (1, 3) for s in (0.1, 1.0)}
     assert sorted(c.name for c in frozen) == ["frozen_p0.1_drop0_seed0_depth1",
                                               "frozen_p0.1_drop0_seed0_depth3"]
-    assert experiment.Config(mode="finetune", transfer_layers=3).source() == \
-        experiment.Config(mode="frozen", p=0.01).source()
+    assert Config(mode="finetune", transfer_layers=3).source() == \
+        Config(mode="frozen", p=0.01).source()

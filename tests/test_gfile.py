@@ -7,7 +7,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, study
+from tltransfer import rundir, study
+from tltransfer.config import Config
 from tools import export_csv
 
 SETTINGS = dict(p=0.005, dropout=0.0, seed=0, train_samples=300, source_samples=200,
@@ -21,7 +22,7 @@ class Crash(Exception):
 def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so that a path mistaken for a local one would show up here
     logdir = "ram://tltransfer-test/logs"
-    configs = [experiment.Config(mode=m, **SETTINGS) for m in ("scratch", "frozen")]
+    configs = [Config(mode=m, **SETTINGS) for m in ("scratch", "frozen")]
 
     def crash_in_frozen(line):
         if "] frozen_p0.005_drop0_seed0:" in line and "200/300" in line:
@@ -33,9 +34,9 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, mon
     assert not failures and len(results) == 3
     assert any("frozen_p0.005_drop0_seed0: resuming at 200 samples" in line for line in lines)
     for name in ("source_drop0_seed0", "scratch_p0.005_drop0_seed0", "frozen_p0.005_drop0_seed0"):
-        result = experiment.read_json(f"{logdir}/{name}/result.json")
+        result = rundir.read_json(f"{logdir}/{name}/result.json")
         assert result["curve"]["step"][-1] == (200 if name.startswith("source") else 300)
-        assert not tf.io.gfile.exists(f"{logdir}/{name}/{experiment.CHECKPOINTS}")
+        assert not tf.io.gfile.exists(f"{logdir}/{name}/{rundir.CHECKPOINTS}")
     again = []
     study.run_all(configs, logdir, again.append, mnist)
     assert "0 to train" in again[0]

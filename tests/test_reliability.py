@@ -11,7 +11,8 @@ import time
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, study
+from tltransfer import experiment, rundir, study
+from tltransfer.config import Config
 from tools import export_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,10 +38,10 @@ def quiet(line):
 
 
 def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, mnist):
-    diverging = experiment.Config(mode="scratch", p=0.005, lr=1e3, train_samples=300,
-                                  eval_every=100)
-    healthy = experiment.Config(mode="scratch", p=0.005, seed=1, train_samples=300,
-                                eval_every=100)
+    diverging = Config(mode="scratch", p=0.005, lr=1e3, train_samples=300,
+                       eval_every=100)
+    healthy = Config(mode="scratch", p=0.005, seed=1, train_samples=300,
+                     eval_every=100)
     results, failures = study.run_all([diverging, healthy], str(tmp_path), quiet, mnist)
     assert list(results) == [healthy] and list(failures) == [diverging]
     assert "diverged" in failures[diverging] and "--lr" in failures[diverging]
@@ -68,7 +69,7 @@ def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
     args = ["--mode=scratch", *TINY, "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
     process = subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    checkpoints = tmp_path / "scratch_p0.005_drop0_seed0" / experiment.CHECKPOINTS
+    checkpoints = tmp_path / "scratch_p0.005_drop0_seed0" / rundir.CHECKPOINTS
     deadline = time.time() + 120
     while not (checkpoints / "checkpoint").exists() and time.time() < deadline:
         time.sleep(0.01)
@@ -113,7 +114,7 @@ def test_two_processes_on_one_log_root_train_every_run_once(tmp_path, sharded):
         assert sorted(re.findall(r"^(\d) runs:", stdout, re.M)[0] for stdout, _ in outputs) \
             == ["3", "4"]
     for name in expected:
-        assert experiment.read_json(str(tmp_path / name / "result.json"))["run"] == name
+        assert rundir.read_json(str(tmp_path / name / "result.json"))["run"] == name
 
 
 @pytest.mark.parametrize("flagfile, message", [
@@ -145,22 +146,22 @@ def test_corrupted_source_net_is_one_clear_line(tmp_path):
 
 
 def test_corrupted_checkpoint_is_one_clear_line(tmp_path, mnist):
-    config = experiment.Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
+    config = Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
 
     def crash(line):
         if "200/300" in line:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         experiment.run(config, str(tmp_path), crash, mnist, checkpoint_seconds=0)
-    checkpoints = tmp_path / config.name / experiment.CHECKPOINTS
+    checkpoints = tmp_path / config.name / rundir.CHECKPOINTS
     for data_file in checkpoints.glob("*.data*"):
         data_file.write_bytes(b"garbage")
-    with pytest.raises(experiment.RunError, match="checkpoint .* is unreadable.*delete"):
+    with pytest.raises(rundir.RunError, match="checkpoint .* is unreadable.*delete"):
         experiment.run(config, str(tmp_path), quiet, mnist)
 
 
 def test_disk_full_mid_run_is_a_clear_error_and_resumable(tmp_path, mnist, monkeypatch):
-    config = experiment.Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
+    config = Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
     save = tf.train.CheckpointManager.save
 
     def full_disk(self, checkpoint_number=None):
@@ -168,9 +169,9 @@ def test_disk_full_mid_run_is_a_clear_error_and_resumable(tmp_path, mnist, monke
             raise OSError(28, "No space left on device")
         return save(self, checkpoint_number=checkpoint_number)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
-    with pytest.raises(experiment.RunError, match="No space left on device.*resume"):
+    with pytest.raises(rundir.RunError, match="No space left on device.*resume"):
         experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0)
-    assert experiment.completed_result(config, str(tmp_path)) is None
+    assert rundir.completed_result(config, str(tmp_path)) is None
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
     lines = []
     experiment.run(config, str(tmp_path), lines.append, mnist)
@@ -178,8 +179,8 @@ def test_disk_full_mid_run_is_a_clear_error_and_resumable(tmp_path, mnist, monke
 
 
 def test_result_that_is_not_json_is_redone_not_trusted(tmp_path, mnist):
-    config = experiment.Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
+    config = Config(mode="scratch", p=0.005, train_samples=200, eval_every=100)
     first = experiment.run(config, str(tmp_path), quiet, mnist)
     (tmp_path / config.name / "result.json").write_text("{not json")
-    assert experiment.completed_result(config, str(tmp_path)) is None
+    assert rundir.completed_result(config, str(tmp_path)) is None
     assert experiment.run(config, str(tmp_path), quiet, mnist) == first

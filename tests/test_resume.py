@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment
+from tltransfer import experiment, rundir
+from tltransfer.config import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(p=0.005, dropout=0.5, seed=0, train_samples=600, source_samples=200,
@@ -28,7 +29,7 @@ def quiet(line):
 
 
 def weights(run_dir):
-    path = os.path.join(run_dir, experiment.WEIGHTS)
+    path = os.path.join(run_dir, rundir.WEIGHTS)
     return {n: tf.train.load_variable(path, n) for n, _ in tf.train.list_variables(path)
             if n.startswith("model/")}
 
@@ -58,15 +59,15 @@ def assert_same_run(dir_a, dir_b):
 def reference(tmp_path_factory, mnist):
     logdir = str(tmp_path_factory.mktemp("reference"))
     for mode in ("scratch", "frozen"):
-        experiment.run(experiment.Config(mode=mode, **SETTINGS), logdir, quiet, mnist)
+        experiment.run(Config(mode=mode, **SETTINGS), logdir, quiet, mnist)
     return logdir
 
 
 def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reference, tmp_path, mnist):
-    config = experiment.Config(mode="scratch", **SETTINGS)
+    config = Config(mode="scratch", **SETTINGS)
     experiment.run(config, str(tmp_path), quiet, mnist)
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
-    other = experiment.Config(mode="scratch", **{**SETTINGS, "seed": 1})
+    other = Config(mode="scratch", **{**SETTINGS, "seed": 1})
     other_result = experiment.run(other, str(tmp_path), quiet, mnist)
     same_result = json.loads(open(os.path.join(reference, config.name, "result.json")).read())
     assert other_result["curve"]["test_loss"] != same_result["curve"]["test_loss"]
@@ -74,7 +75,7 @@ def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reference, tmp_
 
 @pytest.mark.parametrize("mode", ["scratch", "frozen"])
 def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path, mnist, mode):
-    config = experiment.Config(mode=mode, **SETTINGS)
+    config = Config(mode=mode, **SETTINGS)
     if mode == "frozen":  # reuse the reference's source net
         source = config.source().name
         os.symlink(os.path.join(reference, source), os.path.join(tmp_path, source))
@@ -86,18 +87,18 @@ def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path
         experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=0)
     run_dir = os.path.join(tmp_path, config.name)
     assert not os.path.exists(os.path.join(run_dir, "result.json"))
-    checkpoints = os.path.join(run_dir, experiment.CHECKPOINTS)
+    checkpoints = os.path.join(run_dir, rundir.CHECKPOINTS)
     assert tf.train.latest_checkpoint(checkpoints).endswith("-300")
     lines = []
     experiment.run(config, str(tmp_path), lines.append, mnist)
     assert lines[0] == f"{config.name}: resuming at 300 samples"
     assert_same_run(os.path.join(reference, config.name), run_dir)
-    assert not os.path.exists(os.path.join(run_dir, experiment.CHECKPOINTS))
+    assert not os.path.exists(os.path.join(run_dir, rundir.CHECKPOINTS))
 
 
 def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp_path, mnist,
                                                                   monkeypatch):
-    config = experiment.Config(mode="scratch", **SETTINGS)
+    config = Config(mode="scratch", **SETTINGS)
     save = tf.train.CheckpointManager.save
     calls = []
 
@@ -111,10 +112,10 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
         experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
 
-    write = experiment.write_json_atomic
+    write = rundir.write_json_atomic
 
     def crash_on_result(path, obj):
-        if path.endswith(experiment.RESULT_FILE):
+        if path.endswith(rundir.RESULT_FILE):
             with open(f"{path}.tmp", "w") as f:
                 f.write(json.dumps(obj)[:50])  # the temporary file, cut short
             raise Crash()
@@ -123,14 +124,14 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
     with pytest.raises(Crash):
         experiment.run(config, str(tmp_path), quiet, mnist)
     monkeypatch.setattr(experiment, "write_json_atomic", write)
-    assert experiment.completed_result(config, str(tmp_path)) is None
+    assert rundir.completed_result(config, str(tmp_path)) is None
 
     experiment.run(config, str(tmp_path), quiet, mnist)
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
 
 
 def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist, monkeypatch):
-    config = experiment.Config(mode="scratch", **SETTINGS)
+    config = Config(mode="scratch", **SETTINGS)
     save = tf.train.CheckpointManager.save
     saved = []
 
@@ -163,13 +164,13 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist,
 
 @pytest.mark.parametrize("kill_after_checkpoint", [200, 400])
 def test_kill_9_of_a_real_run_then_resume(reference, tmp_path, kill_after_checkpoint):
-    config = experiment.Config(mode="scratch", **SETTINGS)
+    config = Config(mode="scratch", **SETTINGS)
     command = [sys.executable, "-m", "tltransfer.main", "--mode=scratch", "--p=0.005",
                "--dropout=0.5", "--seed=0", "--train_samples=600", "--source_samples=200",
                "--eval_every=100", "--checkpoint_seconds=0",
                f"--logdir={tmp_path}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = os.path.join(tmp_path, config.name, experiment.CHECKPOINTS,
+    marker = os.path.join(tmp_path, config.name, rundir.CHECKPOINTS,
                           f"ckpt-{kill_after_checkpoint}.index")
     deadline = time.time() + 120
     while not os.path.exists(marker) and process.poll() is None and time.time() < deadline:

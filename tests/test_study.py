@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tltransfer import experiment, study
+from tltransfer import rundir, study
+from tltransfer.config import Config
 from tools import export_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,12 +89,12 @@ def test_export_is_deterministic_and_leaves_out_incomplete_runs(smoke, tmp_path)
     export_csv.export(logdir, str(tmp_path / "a.csv"))
     unfinished = os.path.join(logdir, "scratch_p0.5_drop0_seed0")
     os.makedirs(unfinished)
-    with open(os.path.join(unfinished, experiment.CONFIG_FILE), "w") as f:
+    with open(os.path.join(unfinished, rundir.CONFIG_FILE), "w") as f:
         f.write("{}")
     try:
         runs, _, incomplete, _ = export_csv.export(logdir, str(tmp_path / "b.csv"))
     finally:
-        os.remove(os.path.join(unfinished, experiment.CONFIG_FILE))
+        os.remove(os.path.join(unfinished, rundir.CONFIG_FILE))
         os.rmdir(unfinished)
     assert runs == 3 and incomplete == ["scratch_p0.5_drop0_seed0"]
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
@@ -115,7 +116,7 @@ def test_export_refuses_a_log_root_without_runs(tmp_path, setup, message):
 
 
 def test_plan_puts_each_source_before_its_first_use_once():
-    configs = [experiment.Config(mode=m, p=p, seed=s)
+    configs = [Config(mode=m, p=p, seed=s)
                for s in (1, 0) for p in (0.1, 0.01) for m in ("finetune", "scratch", "frozen")]
     names = [c.name for c in study.plan(configs)]
     assert len(names) == len(set(names)) == 14
@@ -125,7 +126,7 @@ def test_plan_puts_each_source_before_its_first_use_once():
 
 
 def test_shards_partition_the_plan():
-    configs = [experiment.Config(mode=m, p=p, seed=s) for s in (0, 1) for p in (0.1, 1.0)
+    configs = [Config(mode=m, p=p, seed=s) for s in (0, 1) for p in (0.1, 1.0)
                for m in ("scratch", "frozen", "finetune")]
     runs = study.plan(configs)
     parts = [study.shard(runs, i, 3) for i in range(3)]
@@ -139,7 +140,7 @@ def test_summary_has_a_column_per_mode_and_variant():
     results = {}
     for seed, accuracy in ((0, 0.90), (1, 0.92)):
         for mode, layers, shift in (("scratch", 2, 0.0), ("frozen", 2, 0.03), ("frozen", 1, 0.01)):
-            config = experiment.Config(mode=mode, p=0.1, seed=seed, transfer_layers=layers)
+            config = Config(mode=mode, p=0.1, seed=seed, transfer_layers=layers)
             results[config.canonical()] = {"test_accuracy": accuracy + shift}
     lines = study.summary(results).splitlines()
     assert lines[1].split() == ["p", "dropout", "scratch", "frozen", "frozen_depth1"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import data, experiment, model, train
+from tltransfer import data, experiment, model, rundir, train
+from tltransfer.config import Config
 
 
 def test_trainable_variables_follow_module_structure():
@@ -19,7 +20,7 @@ def test_trainable_variables_follow_module_structure():
 
 def weights(run_dir):
     """name -> array of the final weights saved in a run directory."""
-    path = f"{run_dir}/{experiment.WEIGHTS}"
+    path = f"{run_dir}/{rundir.WEIGHTS}"
     return {name: tf.train.load_variable(path, name) for name, _ in tf.train.list_variables(path)
             if name.startswith("model/")}
 
@@ -52,7 +53,7 @@ def test_transfer_starts_from_source_conv_weights(tiny_study):
     logdir, _ = tiny_study
     source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
     net = model.CNN(4, seed=5)
-    experiment.copy_layers(net, f"{logdir}/source_drop0_seed0/{experiment.WEIGHTS}")
+    experiment.copy_layers(net, f"{logdir}/source_drop0_seed0/{rundir.WEIGHTS}")
     for layer in ("conv1", "conv2"):
         for var in ("w", "b"):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -131,8 +132,8 @@ def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path
     logdir, _ = tiny_study
     source_dir = f"{logdir}/source_drop0_seed0"
     os.symlink(source_dir, tmp_path / "source_drop0_seed0")
-    config = experiment.Config(mode="frozen", p=0.005, seed=0, train_samples=300,
-                               source_samples=300, eval_every=100, transfer_layers=depth)
+    config = Config(mode="frozen", p=0.005, seed=0, train_samples=300,
+                    source_samples=300, eval_every=100, transfer_layers=depth)
     assert len(train.trainable_variables(model.CNN(4, 0), "frozen", depth)) == 2 * (4 - depth)
     experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     source, tuned = weights(source_dir), weights(f"{tmp_path}/{config.name}")
@@ -151,8 +152,8 @@ def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path,
     logdir, results = tiny_study
     source_dir = f"{logdir}/source_drop0_seed0"
     os.symlink(source_dir, tmp_path / "source_drop0_seed0")
-    config = experiment.Config(mode="finetune", p=0.005, seed=0, train_samples=300,
-                               source_samples=300, eval_every=100, transferred_lr_scale=0.1)
+    config = Config(mode="finetune", p=0.005, seed=0, train_samples=300,
+                    source_samples=300, eval_every=100, transferred_lr_scale=0.1)
     assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1"
     experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     source = weights(source_dir)

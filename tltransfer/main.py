@@ -172,7 +172,7 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"error: {e}")
     import tensorflow as tf
-    from tltransfer import data, experiment, study
+    from tltransfer import data, experiment, rundir, study
     # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
     # TensorFlow's warning about functions traced repeatedly would only alarm the reader.
     tf.get_logger().addFilter(
@@ -189,7 +189,7 @@ def main(argv):
         try:
             record_invocation(FLAGS.logdir)
         except (OSError, tf.errors.OpError) as e:
-            raise experiment.RunError(
+            raise rundir.RunError(
                 f"cannot write to --logdir={FLAGS.logdir} ({getattr(e, 'strerror', None) or e}); "
                 "choose a writable directory") from e
         results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
@@ -198,7 +198,7 @@ def main(argv):
     except (experiment.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
         sys.exit(f"interrupted{where}; run the same command again to resume")
-    except (ValueError, experiment.RunError, data.DataError) as e:
+    except (ValueError, rundir.RunError, data.DataError) as e:
         sys.exit(f"error: {e}")
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
     print(f"\n{len(results)} runs complete under {FLAGS.logdir} after "

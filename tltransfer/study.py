@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from tltransfer import experiment
+from tltransfer import experiment, rundir
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 
 INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
@@ -80,7 +80,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     """
     runs = shard(plan(configs), *shard_of)
     # Reading every result first also refuses a clashing log root before any training.
-    results = {c: experiment.completed_result(c, logdir) for c in runs}
+    results = {c: rundir.completed_result(c, logdir) for c in runs}
     pending = [c for c in runs if results[c] is None]
     log(f"{len(runs)} runs: {len(runs) - len(pending)} already complete, {len(pending)} to train "
         f"under {logdir}")
@@ -103,7 +103,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
                 results[config] = experiment.run(config, logdir, log=progress, mnist=mnist,
                                                  wait=False, checkpoint_seconds=checkpoint_seconds)
                 clock.record(config, time.perf_counter() - started)
-            except experiment.Busy:
+            except rundir.Busy:
                 deferred.append(config)
                 continue
             except experiment.RunFailed as e:

@@ -39,6 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 
+from tltransfer.config import Config  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("json", None, "Write every figure, by name, to this JSON file.")
 flags.DEFINE_integer("repeats", 3, "Measurements of each figure; the median is reported (the "
@@ -289,9 +291,8 @@ class TltransferSide:
                 os.path.join(workdir, "source", "weights"))
 
     def config(self, mode, p, samples):
-        from tltransfer import experiment
-        return experiment.Config(mode=mode, p=p, train_samples=samples, source_samples=samples,
-                                 eval_every=self.settings.eval_every)
+        return Config(mode=mode, p=p, train_samples=samples, source_samples=samples,
+                      eval_every=self.settings.eval_every)
 
     def run(self, p, mode, samples):
         """experiment.fit with the net's construction and weight copy, as a run makes them."""
@@ -477,10 +478,9 @@ def measure_precision(mnist):
         for precision in ("float32", "bfloat16"):
             for mode in PRECISION_MODES:
                 for seed in PRECISION_SEEDS:
-                    config = experiment.Config(mode=mode, p=STUDY_P, seed=seed,
-                                               precision=precision,
-                                               train_samples=FLAGS.precision_samples,
-                                               source_samples=FLAGS.precision_samples)
+                    config = Config(mode=mode, p=STUDY_P, seed=seed, precision=precision,
+                                    train_samples=FLAGS.precision_samples,
+                                    source_samples=FLAGS.precision_samples)
                     if mode == "finetune":  # its source net is not part of the timing
                         experiment.run(config.source(), logdir, log=lambda line: None,
                                        mnist=mnist)

@@ -38,7 +38,7 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"error: {e}")
     import tensorflow as tf
-    from tltransfer import experiment
+    from tltransfer import experiment, rundir
     tf.config.experimental.enable_op_determinism()
     print(f"settings: lr={settings.lr} ({settings.lr_schedule}) batch={settings.batch_size} "
           f"source_samples={settings.source_samples} train_samples={settings.train_samples}")
@@ -49,7 +49,7 @@ def main(argv):
             config = Config(mode=mode, p=1.0, seed=seed, **given)
             try:
                 accuracies.append(experiment.run(config, FLAGS.logdir)["test_accuracy"])
-            except experiment.RunError as e:
+            except rundir.RunError as e:
                 sys.exit(f"error: {e}")
         rows.append((label, accuracies))
     print(f"\n{'network':<24}{'per seed':<28}{'mean':>8}  >= {100 * FLAGS.target:g}%")

@@ -37,17 +37,17 @@ class ExportError(Exception):
 
 def find_runs(logdir):
     """(complete, incomplete, failed): result dicts of complete runs, names of the others."""
-    from tltransfer import experiment
+    from tltransfer import rundir
     complete, incomplete, failed = [], [], []
-    gfile = experiment.gfile
+    gfile = rundir.gfile
     for name in sorted(n.rstrip("/") for n in gfile.listdir(logdir)):
         run_dir = os.path.join(logdir, name)
-        if not gfile.exists(os.path.join(run_dir, experiment.CONFIG_FILE)):
+        if not gfile.exists(os.path.join(run_dir, rundir.CONFIG_FILE)):
             continue
-        result = experiment.read_json(os.path.join(run_dir, experiment.RESULT_FILE))
+        result = rundir.read_json(os.path.join(run_dir, rundir.RESULT_FILE))
         if isinstance(result, dict) and "config" in result:
             complete.append(result)
-        elif gfile.exists(os.path.join(run_dir, experiment.FAILED_FILE)):
+        elif gfile.exists(os.path.join(run_dir, rundir.FAILED_FILE)):
             failed.append(name)
         else:
             incomplete.append(name)
@@ -56,9 +56,9 @@ def find_runs(logdir):
 
 def settings(result):
     import dataclasses
-    from tltransfer import experiment
+    from tltransfer.config import Config
     # Runs written before a setting existed had it at today's default.
-    config = {**dataclasses.asdict(experiment.Config()), **result["config"]}
+    config = {**dataclasses.asdict(Config()), **result["config"]}
     row = {key: config[key] for key in SETTINGS if key in config}
     budget = "source_samples" if config["mode"] == "source" else "train_samples"
     row.update(run=result["run"], n_train=result["n_train"], train_samples=config[budget])
@@ -66,30 +66,30 @@ def settings(result):
 
 
 def rows(logdir, results):
-    from tltransfer import experiment
+    from tltransfer import rundir
     for result in results:
         base = settings(result)
-        scalars = experiment.read_scalars(os.path.join(logdir, result["run"]))
+        scalars = rundir.read_scalars(os.path.join(logdir, result["run"]))
         for tag, points in sorted(scalars.items()):
             for step in sorted(points):
                 yield {**base, "tag": tag, "step": step, "value": repr(points[step])}
 
 
 def meta(logdir, results, incomplete, failed):
-    from tltransfer import experiment, study
+    from tltransfer import rundir, study
     commands, flagfiles, versions, hashes = [], set(), {}, set()
     history = os.path.join(logdir, study.INVOCATIONS)
-    if experiment.gfile.exists(history):
-        with experiment.gfile.GFile(history) as f:
+    if rundir.gfile.exists(history):
+        with rundir.gfile.GFile(history) as f:
             for line in f:
                 args = json.loads(line)["argv"][1:]
                 commands.append(" ".join(["python -m tltransfer.main", *args]))
                 flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
     for result in results:
-        config = experiment.read_json(os.path.join(logdir, result["run"], experiment.CONFIG_FILE))
+        config = rundir.read_json(os.path.join(logdir, result["run"], rundir.CONFIG_FILE))
         versions.update(config.get("versions", {}))
         hashes.add(config.get("data_sha256"))
-    return {"logdir": os.path.abspath(logdir) if experiment.is_local(logdir) else logdir,
+    return {"logdir": os.path.abspath(logdir) if rundir.is_local(logdir) else logdir,
             "commands": list(dict.fromkeys(commands)),
             "failed_runs": failed, "incomplete_runs": incomplete,
             "flagfiles": sorted(flagfiles), "versions": versions,
@@ -97,18 +97,18 @@ def meta(logdir, results, incomplete, failed):
 
 
 def write_csv(path, columns, records):
-    from tltransfer import experiment
+    from tltransfer import rundir
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
-    experiment.write_text_atomic(path, text.getvalue())
+    rundir.write_text_atomic(path, text.getvalue())
 
 
 def export(logdir, out):
     """Writes the three files; returns (runs, rows, incomplete run names, failed run names)."""
-    from tltransfer import experiment
-    if not experiment.gfile.isdir(logdir):
+    from tltransfer import rundir
+    if not rundir.gfile.isdir(logdir):
         raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
                           "that tltransfer.main wrote")
     results, incomplete, failed = find_runs(logdir)
@@ -117,12 +117,12 @@ def export(logdir, out):
                           f"{len(failed)} failed); run `python -m tltransfer.main` (again) to "
                           "finish them")
     stem = os.path.splitext(out)[0]
-    experiment.gfile.makedirs(os.path.dirname(out) or ".")
+    rundir.gfile.makedirs(os.path.dirname(out) or ".")
     tidy = list(rows(logdir, results))
     write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
               [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
                 "test_loss": repr(r["test_loss"])} for r in results])
-    experiment.write_json_atomic(f"{stem}_meta.json", meta(logdir, results, incomplete, failed))
+    rundir.write_json_atomic(f"{stem}_meta.json", meta(logdir, results, incomplete, failed))
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
     return len(results), len(tidy), incomplete, failed
 

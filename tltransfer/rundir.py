@@ -1,0 +1,188 @@
+"""The run-directory protocol: where a run's files live, atomic writes, claims, and reading
+what a run left behind (its result, its failure, its scalar summaries).
+
+A run directory holds `config.json`, the TensorBoard events (step = training samples
+processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the model) and
+`result.json`, written last and atomically: it alone says that a run is complete.
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tltransfer.config import IRRELEVANT, Config
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+WEIGHTS = os.path.join("weights", "final")
+CHECKPOINTS = "checkpoints"
+FAILED_FILE = "failed.json"
+CLAIMS = ".claims"
+
+
+class RunError(Exception):
+    """A run cannot start or finish; the message says why and what to do."""
+
+
+class Busy(Exception):
+    """Another process is training this run right now."""
+
+
+# All run-directory I/O goes through tf.io.gfile, so a log root may be anything TensorFlow can
+# write to (a local path, gs://, s3:// with the TF plugins, hdfs://, ram:// in the tests).
+gfile = tf.io.gfile
+
+
+def is_local(path):
+    return "://" not in path
+
+
+def read_json(path):
+    """The parsed file, or None if it is missing or not valid JSON (an unfinished write)."""
+    try:
+        with gfile.GFile(path) as f:
+            return json.load(f)
+    except (OSError, ValueError, tf.errors.OpError):
+        return None
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def write_text_atomic(path, text):
+    """Writes a temporary file and renames it over `path`: readers see all of it or nothing."""
+    tmp = f"{path}.tmp"
+    if is_local(path):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # so that a power cut cannot leave the rename without data
+    else:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(text)
+    gfile.rename(tmp, path, overwrite=True)
+
+
+def remove_tree(path):
+    if gfile.exists(path):
+        gfile.rmtree(path)
+
+
+def differences(stored, config):
+    """Relevant config fields whose stored value differs; a field added since counts at its
+    default."""
+    stored = {**dataclasses.asdict(Config()), **stored}
+    ignored = IRRELEVANT.get(config.mode, ())
+    return sorted(k for k, v in dataclasses.asdict(config).items()
+                  if k not in ignored and stored.get(k) != v)
+
+
+def completed_result(config, logdir):
+    """The run's result if it is complete and was made with this config; None if not done.
+
+    Raises RunError if a complete run under the same name was made with other settings.
+    """
+    run_dir = os.path.join(logdir, config.name)
+    result = read_json(os.path.join(run_dir, RESULT_FILE))
+    if not isinstance(result, dict) or "config" not in result:
+        return None
+    different = differences(result["config"], config)
+    if different:
+        raise RunError(
+            f"{run_dir} holds a finished run with other settings ({', '.join(different)}); "
+            "use another --logdir or delete that run directory")
+    return result
+
+
+def prepare_run_dir(run_dir, config, data_sha256):
+    """True if `run_dir` holds a checkpoint of an unfinished run of `config` to resume.
+
+    Otherwise leaves it empty but for a fresh config.json: leftovers of an unfinished run of
+    ours are removed, anything else is refused.
+    """
+    stored = read_json(os.path.join(run_dir, CONFIG_FILE))
+    if isinstance(stored, dict) and isinstance(stored.get("config"), dict):
+        if (not differences(stored["config"], config)
+                and tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))):
+            return True
+        remove_tree(run_dir)
+    elif gfile.isdir(run_dir) and gfile.listdir(run_dir):
+        if not gfile.exists(os.path.join(run_dir, CONFIG_FILE)):
+            raise RunError(f"{run_dir} exists and is not a tltransfer run directory; "
+                           "move it away or choose another --logdir")
+        remove_tree(run_dir)  # our config.json, cut short by a kill
+    try:
+        gfile.makedirs(run_dir)
+        write_json_atomic(os.path.join(run_dir, CONFIG_FILE), {
+            "config": dataclasses.asdict(config), "run": config.name,
+            "versions": {"tensorflow": tf.__version__, "numpy": np.__version__},
+            "data_sha256": data_sha256})
+    except (OSError, tf.errors.OpError) as e:
+        raise RunError(f"cannot write run directory {run_dir}: {getattr(e, 'strerror', e)}; "
+                       "choose a writable --logdir") from e
+    return False
+
+
+def failure(config, logdir):
+    """Why this config's run failed, if it did (a failed run stays failed until deleted)."""
+    failed = read_json(os.path.join(logdir, config.name, FAILED_FILE))
+    if isinstance(failed, dict) and not differences(failed.get("config", {}), config):
+        return failed.get("reason", "unknown reason")
+    return None
+
+
+@contextlib.contextmanager
+def claim(logdir, name, wait, log):
+    """Holds the run's claim: one process at a time trains a run under a log root.
+
+    An flock on a file in <logdir>/.claims: the kernel releases it when its holder exits, however
+    it exits, so a claim never outlives a killed process. Object stores have no locks: on a
+    remote log root, split the work with shards instead of running duplicate processes.
+    """
+    if not is_local(logdir):
+        yield
+        return
+    claims = os.path.join(logdir, CLAIMS)
+    try:
+        os.makedirs(claims, exist_ok=True)
+        handle = open(os.path.join(claims, name), "a")
+    except OSError as e:
+        raise RunError(f"cannot write to --logdir={logdir} ({e.strerror}); "
+                       "choose a writable directory") from e
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise Busy(name) from None
+            log(f"{name}: waiting for the other process that is training it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def read_scalars(run_dir):
+    """{tag: {step: value}} of the scalar summaries in a run's event files.
+
+    TF2 summaries are tensors. A record cut short by a kill ends its file; a step written
+    twice keeps its last value.
+    """
+    scalars = {}
+    for path in sorted(gfile.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "scalars":
+                        scalars.setdefault(value.tag, {})[event.step] = float(
+                            tf.make_ndarray(value.tensor))
+        except tf.errors.DataLossError:
+            pass
+    return scalars
+
+
