@@ -1,6 +1,8 @@
 """Shared fixtures: one tiny source/frozen/finetune study, trained once per test session."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -9,6 +11,20 @@ import tensorflow as tf  # noqa: E402
 
 from tltransfer import data, experiment  # noqa: E402
 from tltransfer.config import Config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(*args, **kwargs):
+    """`python -m tltransfer.main ARGS` from the repository root, its output captured."""
+    return subprocess.run([sys.executable, "-m", "tltransfer.main", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300, **kwargs)
+
+
+def run_name(mode, **settings):
+    """The directory of the run of `mode` with these settings (budgets show in names)."""
+    return Config(mode=mode, **settings).canonical().name
+
 
 # As main does by default, so in-process runs give the same bits as the command line.
 tf.config.experimental.enable_op_determinism()

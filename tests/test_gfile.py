@@ -23,17 +23,18 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, mon
     monkeypatch.chdir(tmp_path)  # so that a path mistaken for a local one would show up here
     logdir = "ram://tltransfer-test/logs"
     configs = [Config(mode=m, **SETTINGS) for m in ("scratch", "frozen")]
+    names = {c.mode: c.name for c in configs + [configs[1].source()]}
 
     def crash_in_frozen(line):
-        if "] frozen_p0.005_drop0_seed0:" in line and "200/300" in line:
+        if f"] {names['frozen']}:" in line and "200/300" in line:
             raise Crash()
     with pytest.raises(Crash):
         study.run_all(configs, logdir, crash_in_frozen, mnist, checkpoint_seconds=0)
     lines = []
     results, failures = study.run_all(configs, logdir, lines.append, mnist)
     assert not failures and len(results) == 3
-    assert any("frozen_p0.005_drop0_seed0: resuming at 200 samples" in line for line in lines)
-    for name in ("source_drop0_seed0", "scratch_p0.005_drop0_seed0", "frozen_p0.005_drop0_seed0"):
+    assert any(f"{names['frozen']}: resuming at 200 samples" in line for line in lines)
+    for name in names.values():
         result = rundir.read_json(f"{logdir}/{name}/result.json")
         assert result["curve"]["step"][-1] == (200 if name.startswith("source") else 300)
         assert not tf.io.gfile.exists(f"{logdir}/{name}/{rundir.CHECKPOINTS}")

@@ -17,7 +17,7 @@ def main(*args, cwd=None):
     (["--mode=fozen"], "mode 'fozen' is unknown"),
     (["--p=1.5"], "p=1.5 is outside (0, 1]"),
     (["--p=0"], "p=0.0 is outside (0, 1]"),
-    (["--p=abc"], "--p=abc: every value must be a number"),
+    (["--p=abc"], "--p=abc: 'abc' is not a number"),
     (["--p=0.001"], "no training images"),
     (["--data=/nowhere/mnist.mat"], "neither a directory of IDX files nor an existing .mat"),
     (["--target_classes=7"], "target_classes"),
@@ -36,9 +36,10 @@ def test_main_runs_a_transfer_run_with_its_source(tmp_path):
     out = main("--p=0.005", "--mode=frozen", "--dropout=0", "--seed=0", "--train_samples=200",
                "--source_samples=200", "--eval_every=100", f"--logdir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    assert sorted(os.listdir(tmp_path)) == [".claims", "frozen_p0.005_drop0_seed0",
-                                            "source_drop0_seed0", "studies.jsonl"]
-    result = json.loads((tmp_path / "frozen_p0.005_drop0_seed0" / "result.json").read_text())
-    assert result["source_run"] == "source_drop0_seed0"
-    assert "frozen_p0.005_drop0_seed0:     200/200 samples" in out.stdout
+    frozen, source = ("frozen_p0.005_drop0_seed0_n200_eval100_srcn200",
+                      "source_drop0_seed0_eval100_srcn200")
+    assert sorted(os.listdir(tmp_path)) == [".claims", frozen, source, "studies.jsonl"]
+    result = json.loads((tmp_path / frozen / "result.json").read_text())
+    assert result["source_run"] == source
+    assert f"{frozen}:     200/200 samples" in out.stdout
     assert f"{100 * result['test_accuracy']:.2f} (n=1)" in out.stdout  # the summary table

@@ -13,11 +13,13 @@ import tensorflow as tf
 
 from tltransfer import experiment, rundir, study
 from tltransfer.config import Config
+from conftest import REPO, run_name
 from tools import export_csv
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--p=0.005", "--dropout=0", "--seed=0", "--train_samples=300", "--source_samples=200",
         "--eval_every=100"]
+NAMES = {mode: run_name(mode, p=0.005, train_samples=300, source_samples=200, eval_every=100)
+         for mode in ("source", "scratch", "frozen")}
 
 
 def main(*args, **kwargs):
@@ -60,8 +62,8 @@ def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, mnis
 
 def test_main_exits_non_zero_and_names_failed_runs(tmp_path):
     out = main("--mode=scratch", "--lr=1e3", *TINY, f"--logdir={tmp_path}")
-    assert "FAILED scratch_p0.005_drop0_seed0: training diverged" in out.stderr
-    assert one_clear_line(out) == ("error: 1 of 1 runs failed; delete a failed run's directory "
+    assert "FAILED scratch_p0.005_drop0_seed0_lr1000_n300_eval100: training diverged" in out.stderr
+    assert one_clear_line(out) == ("error: 1 of 1 run failed; delete a failed run's directory "
                                    "to try it again")
 
 
@@ -69,7 +71,7 @@ def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
     args = ["--mode=scratch", *TINY, "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
     process = subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    checkpoints = tmp_path / "scratch_p0.005_drop0_seed0" / rundir.CHECKPOINTS
+    checkpoints = tmp_path / NAMES["scratch"] / rundir.CHECKPOINTS
     deadline = time.time() + 120
     while not (checkpoints / "checkpoint").exists() and time.time() < deadline:
         time.sleep(0.01)
@@ -79,7 +81,7 @@ def test_ctrl_c_stops_after_a_checkpoint_and_the_same_command_resumes(tmp_path):
     if "SIGINT: stopping after the next checkpoint" not in stdout:
         pytest.skip("the run finished before the signal arrived")
     last = one_clear_line(out)
-    assert re.fullmatch(r"interrupted \(scratch_p0.005_drop0_seed0 stopped at \d+ samples, "
+    assert re.fullmatch(rf"interrupted \({NAMES['scratch']} stopped at \d+ samples, "
                         r"after a checkpoint\); run the same command again to resume", last)
     stopped_at = int(re.search(r"stopped at (\d+)", last).group(1))
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"-{stopped_at}")
@@ -106,9 +108,10 @@ def test_two_processes_on_one_log_root_train_every_run_once(tmp_path, sharded):
     assert [p.returncode for p in processes] == [0, 0], outputs
     trained = [name for stdout, _ in outputs
                for name in re.findall(r"\] (\S+): training on", stdout)]
-    expected = ["source_drop0_seed0"] + [f"{m}_p{p}_drop0_seed0"
-                                         for m in ("scratch", "frozen", "finetune")
-                                         for p in ("0.005", "0.01")]
+    tiny = dict(train_samples=200, source_samples=200, eval_every=100)
+    expected = [run_name("source", **tiny)] + [run_name(m, p=p, **tiny)
+                                               for m in ("scratch", "frozen", "finetune")
+                                               for p in (0.005, 0.01)]
     assert sorted(trained) == sorted(expected)  # each run trained by exactly one process
     if sharded:  # each process planned only its half of the 7 runs
         assert sorted(re.findall(r"^(\d) runs:", stdout, re.M)[0] for stdout, _ in outputs) \
@@ -138,11 +141,11 @@ def test_unwritable_log_root_is_one_clear_line(tmp_path):
 
 def test_corrupted_source_net_is_one_clear_line(tmp_path):
     assert main("--mode=source", *TINY, f"--logdir={tmp_path}").returncode == 0
-    data_file = next((tmp_path / "source_drop0_seed0" / "weights").glob("final.data*"))
+    data_file = next((tmp_path / NAMES["source"] / "weights").glob("final.data*"))
     data_file.write_bytes(data_file.read_bytes()[:100])
     out = main("--mode=frozen", *TINY, f"--logdir={tmp_path}")
     assert "cannot read the source net's weights" in one_clear_line(out)
-    assert not (tmp_path / "frozen_p0.005_drop0_seed0" / "result.json").exists()
+    assert not (tmp_path / NAMES["frozen"] / "result.json").exists()
 
 
 def test_corrupted_checkpoint_is_one_clear_line(tmp_path, mnist):

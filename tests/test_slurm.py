@@ -12,8 +12,10 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = ["frozen_p0.005_drop0_seed0", "scratch_p0.005_drop0_seed0", "source_drop0_seed0"]
+from conftest import REPO, run_name
+
+RUNS = sorted(run_name(mode, p=0.005, train_samples=200, source_samples=200, eval_every=100)
+              for mode in ("frozen", "scratch", "source"))
 
 CONF = """ClusterName=tltransfer
 SlurmctldHost=localhost

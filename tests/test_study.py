@@ -10,13 +10,15 @@ import pytest
 
 from tltransfer import rundir, study
 from tltransfer.config import Config
+from conftest import REPO, run_name
 from tools import export_csv
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The smoke flagfile, narrowed to 2 target runs + their source net to stay fast.
 SMOKE = ["--flagfile=flags/smoke.cfg", "--p=0.005", "--dropout=0", "--mode=scratch,frozen",
          "--train_samples=300", "--source_samples=200"]
-RUNS = ["frozen_p0.005_drop0_seed0", "scratch_p0.005_drop0_seed0", "source_drop0_seed0"]
+SETTINGS = dict(p=0.005, train_samples=300, source_samples=200, eval_every=100)
+RUNS = sorted(run_name(mode, **SETTINGS) for mode in ("frozen", "scratch", "source"))
+SCRATCH = run_name("scratch", **SETTINGS)
 
 
 def main(logdir, *args):
@@ -49,12 +51,12 @@ def test_second_invocation_trains_nothing_and_a_deleted_result_is_redone(smoke):
     before = mtimes(logdir)
     assert "0 to train" in main(logdir)
     assert mtimes(logdir) == before
-    os.remove(os.path.join(logdir, "scratch_p0.005_drop0_seed0", "result.json"))
+    os.remove(os.path.join(logdir, SCRATCH, "result.json"))
     stdout = main(logdir)
-    assert "1 to train" in stdout and "scratch_p0.005_drop0_seed0" in stdout
+    assert "1 to train" in stdout and SCRATCH in stdout
     after = mtimes(logdir)
     changed = [name for name in RUNS if after[name] != before[name]]
-    assert changed == ["scratch_p0.005_drop0_seed0"]
+    assert changed == [SCRATCH]
 
 
 def test_export_writes_one_row_per_run_tag_step(smoke, tmp_path):

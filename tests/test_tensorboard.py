@@ -10,7 +10,9 @@ import urllib.request
 
 import pytest
 
-RUNS = ("source_drop0_seed0", "frozen_p0.005_drop0_seed0", "finetune_p0.005_drop0_seed0")
+from conftest import TINY, run_name
+
+RUNS = tuple(run_name(mode, **TINY) for mode in ("source", "frozen", "finetune"))
 
 
 def free_port():

@@ -1,26 +1,33 @@
-"""What defines a run: the Config and the names of its settings, and nothing that needs
-TensorFlow, so that tools which only read results (tools/report.py) share these definitions
-without TensorFlow's start-up cost and noise.
+"""What defines a run: the Config, the one schema of a run. Run names, flags, CSV columns,
+HParams and the report's groupings all derive from its fields. Nothing here needs TensorFlow,
+so tools that only read results share it without TensorFlow's start-up cost and noise.
 """
 
 import dataclasses
+import hashlib
+import os
 
 MODES = ("source", "scratch", "frozen", "finetune")
 TRANSFER_MODES = ("frozen", "finetune")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "bfloat16")
 SUBSETS = ("prefix", "random")
-# Settings a mode does not depend on: a run made under other values of these is still valid.
-IRRELEVANT = {"source": ("p", "train_samples", "target_classes", "subset", "transfer_layers",
-                         "transferred_lr_scale"),
-              "scratch": ("source_samples", "source_classes", "transfer_layers",
-                          "transferred_lr_scale"),
-              "frozen": ("transferred_lr_scale",)}
 # Training seconds between checkpoints (each taken right after an evaluation): how a run is
 # kept, not what it computes, so not a Config field. A checkpoint of the whole CNN costs ~22 ms,
 # 4% of a 1000-sample window and a third of a frozen one; at one per 10 s a killed run loses at
 # most 10 s.
 CHECKPOINT_SECONDS = 10.0
+# The lab's axes: every run's name spells them out; every other setting shows in the name only
+# when it differs from its default, so the lab's runs keep their names whatever is added.
+LAB_AXES = ("mode", "p", "dropout", "seed")
+TARGET_MODES = ("scratch", "frozen", "finetune")
+# A transfer run's source net is trained with these settings of its own; a source net itself
+# uses the plain ones (mode=source with lr=0.002 is a source net trained at 0.002).
+SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
+                   "source_batch_size": "batch_size"}
+# A list flag of one of these settings separates its values with '/', since a class list such
+# as '1,3,7' holds commas itself.
+CLASS_SETTINGS = ("source_classes", "target_classes")
 
 
 def parse_classes(spec):
@@ -56,30 +63,82 @@ def format_classes(classes):
     return ",".join(parts)
 
 
+def setting(default, help, modes=MODES, tag="{name}{value}"):
+    """A Config field. `help` documents it (main's --help shows it), `modes` are the modes whose
+    runs depend on it, and `tag` (a format of name and value, or a function of the value) is
+    how a non-default value shows in a run's name."""
+    return dataclasses.field(default=default, metadata={"help": help, "modes": modes, "tag": tag})
+
+
+def number(value):
+    """`value` as short as it reads back exactly: 0.002, 60000, 1e-05."""
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:g}"
+    return text if float(text) == value else repr(value)
+
+
+def data_tag(path):
+    """A data set in a run's name: its file or directory name and a hash of the whole path."""
+    digest = hashlib.sha1(path.encode()).hexdigest()[:6]
+    return f"data-{os.path.basename(os.path.normpath(path))}-{digest}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything that defines one run. Defaults are the study's: they meet the spec's 99%."""
-    mode: str = "finetune"
-    p: float = 1.0
-    dropout: float = 0.0
-    seed: int = 0
-    lr: float = 1e-3
-    lr_schedule: str = "cosine"
-    batch_size: int = 100
-    train_samples: int = 60_000
-    source_samples: int = 60_000
-    eval_every: int = 1000
-    precision: str = "float32"
-    source_classes: str = "0-5"
-    target_classes: str = "6-9"
-    subset: str = "prefix"
-    data: str = ""  # '' = the shipped MNIST; else what data.load_data reads
-    transfer_layers: int = 2  # frozen/finetune copy layers 1..N: 1 conv1, 2 + conv2, 3 + dense
-    transferred_lr_scale: float = 1.0  # finetune: learning rate of the copied layers, relative
+    """Everything that defines one run. Defaults are the study's: they meet the spec's 99%.
+
+    Field order is the order of the tags in a run's name.
+    """
+    mode: str = setting("finetune", "scratch (random init), frozen (conv layers copied from "
+                        "the source net and not trained), finetune (copied and trained), or "
+                        "source (the source net alone)")
+    p: float = setting(1.0, "proportion of the target training images", TARGET_MODES)
+    dropout: float = setting(0.0, "dropout rate on the inputs of layers 4 and 5 while "
+                             "training; 0 = off, 0.5 = the lab's")
+    seed: int = setting(0, "initialisation, batch order, dropout masks and source net")
+    source_classes: str = setting(
+        "0-5", "digits of the source task, e.g. 0-4, odd, 1,3,7; relabelled 0..k-1 in order",
+        ("source",) + TRANSFER_MODES, "from{value}")
+    target_classes: str = setting(
+        "6-9", "digits of the target task, e.g. 5-9 or even; p subsets and output width follow",
+        TARGET_MODES, "to{value}")
+    subset: str = setting(
+        "prefix", "prefix: the first target images in official order (the course's nested "
+        "subsets); random: a stratified random draw per seed", TARGET_MODES, "{value}")
+    transfer_layers: int = setting(
+        2, "layers frozen and finetune runs copy from the source net: 1 = conv1, 2 = both conv "
+        "layers (the lab's), 3 = conv layers and dense 128", TRANSFER_MODES, "depth{value}")
+    transferred_lr_scale: float = setting(
+        1.0, "finetune: the copied layers learn at this times --lr (their own Adam)",
+        ("finetune",), "lrx{value}")
+    precision: str = setting(
+        "float32", "float32, or bfloat16: bfloat16 activations with float32 variables and "
+        "optimizer, faster on CPUs with AVX512-BF16/AMX and on GPUs", tag="{value}")
+    lr: float = setting(1e-3, "Adam's (initial) learning rate", tag="lr{value}")
+    lr_schedule: str = setting(
+        "cosine", "cosine: decay the learning rate to 0 over the run's budget (steadier final "
+        "accuracy); constant: keep it", tag="{value}")
+    batch_size: int = setting(100, "training batch size", tag="bs{value}")
+    train_samples: int = setting(
+        60_000, "training samples (not steps) of each target run, whatever p is, so that all "
+        "curves share one axis", TARGET_MODES, "n{value}")
+    eval_every: int = setting(1000, "evaluate on the whole test set every this many training "
+                              "samples", tag="eval{value}")
+    source_lr: float = setting(1e-3, "the source net's learning rate", TRANSFER_MODES,
+                               "srclr{value}")
+    source_lr_schedule: str = setting("cosine", "the source net's schedule", TRANSFER_MODES,
+                                      "src-{value}")
+    source_batch_size: int = setting(100, "the source net's batch size", TRANSFER_MODES,
+                                     "srcbs{value}")
+    source_samples: int = setting(60_000, "training samples of each source net",
+                                  ("source",) + TRANSFER_MODES, "srcn{value}")
+    data: str = setting("", "'' = the shipped MNIST; else a directory of MNIST-format IDX "
+                        "files or the course's mnist.mat", tag=data_tag)
 
     def __post_init__(self):
         problems = []
-        for name in ("source_classes", "target_classes"):
+        for name in CLASS_SETTINGS:
             try:  # canonical form, so that '0-4' and '0,1,2,3,4' are one config
                 object.__setattr__(self, name, format_classes(
                     parse_classes(getattr(self, name))))
@@ -88,33 +147,36 @@ class Config:
         if self.transfer_layers not in (1, 2, 3):
             problems.append(f"transfer_layers={self.transfer_layers} must be 1 (conv1), 2 (both "
                             "conv layers) or 3 (conv layers and dense 128)")
-        if self.transferred_lr_scale <= 0:
-            problems.append(f"transferred_lr_scale={self.transferred_lr_scale} must be positive")
-        if self.subset not in SUBSETS:
-            problems.append(f"subset {self.subset!r} is unknown; choose from {', '.join(SUBSETS)}")
-        if self.mode not in MODES:
-            problems.append(f"mode {self.mode!r} is unknown; choose from {', '.join(MODES)}")
+        for name, choices in (("mode", MODES), ("subset", SUBSETS), ("precision", PRECISIONS),
+                              ("lr_schedule", LR_SCHEDULES),
+                              ("source_lr_schedule", LR_SCHEDULES)):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name} {getattr(self, name)!r} is unknown; choose from "
+                                f"{', '.join(choices)}")
         if not 0 < self.p <= 1:
             problems.append(f"p={self.p} is outside (0, 1]; it is the proportion of 6-9 images "
                             "used")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
                             "the lab's)")
-        if self.lr <= 0:
-            problems.append(f"lr={self.lr} must be positive")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision {self.precision!r} is unknown; choose from "
-                            f"{', '.join(PRECISIONS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            problems.append(f"lr_schedule {self.lr_schedule!r} is unknown; choose from "
-                            f"{', '.join(LR_SCHEDULES)}")
-        if self.batch_size <= 0:
-            problems.append(f"batch_size={self.batch_size} must be positive")
-        for name in ("train_samples", "source_samples", "eval_every"):
-            value = getattr(self, name)
-            if self.batch_size > 0 and (value <= 0 or value % self.batch_size):
-                problems.append(f"{name}={value} must be a positive multiple of "
-                                f"batch_size={self.batch_size}")
+        for name in ("lr", "source_lr", "transferred_lr_scale"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}={getattr(self, name)} must be positive")
+        # Each budget must be whole batches of the net that trains on it.
+        budgets = {"batch_size": ("source_samples" if self.mode == "source" else
+                                  "train_samples", "eval_every")}
+        if self.mode in TRANSFER_MODES:
+            budgets["source_batch_size"] = ("source_samples", "eval_every")
+        for batch, names in budgets.items():
+            size = getattr(self, batch)
+            if size <= 0:
+                problems.append(f"{batch}={size} must be positive")
+                continue
+            for name in names:
+                value = getattr(self, name)
+                if value <= 0 or value % size:
+                    problems.append(f"{name}={value} must be a positive multiple of "
+                                    f"{batch}={size}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -125,30 +187,26 @@ class Config:
 
     @property
     def name(self):
-        """Run directory name; `source` runs do not depend on p."""
-        tail = f"drop{self.dropout:g}_seed{self.seed}"
-        default = Config.__dataclass_fields__
-        if self.mode != "scratch" and self.source_classes != default["source_classes"].default:
-            tail += f"_from{self.source_classes}"
-        if self.mode != "source" and self.target_classes != default["target_classes"].default:
-            tail += f"_to{self.target_classes}"
-        if self.mode != "source" and self.subset != default["subset"].default:
-            tail += f"_{self.subset}"
-        if self.mode in TRANSFER_MODES:
-            if self.transfer_layers != default["transfer_layers"].default:
-                tail += f"_depth{self.transfer_layers}"
-            if self.transferred_lr_scale != default["transferred_lr_scale"].default:
-                tail += f"_lrx{self.transferred_lr_scale:g}"
-        if self.precision != "float32":
-            tail += f"_{self.precision}"
-        return f"source_{tail}" if self.mode == "source" else f"{self.mode}_p{self.p:g}_{tail}"
+        """Run directory name: the lab's axes, then each setting this run depends on that is
+        not at its default, so configs that compute different runs never share a name."""
+        parts = [] if self.mode == "source" else [f"p{number(self.p)}"]
+        parts += [f"drop{number(self.dropout)}", f"seed{self.seed}"]
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if (field.name in LAB_AXES or self.mode not in field.metadata["modes"]
+                    or value == field.default):
+                continue
+            tag = field.metadata["tag"]
+            shown = number(value) if isinstance(value, (int, float)) else value
+            parts.append(tag(value) if callable(tag) else
+                         tag.format(name=field.name, value=shown))
+        return "_".join([self.mode, *parts])
 
     def canonical(self):
         """This config with the settings its mode does not use at their defaults, so that
         configs making the same run compare equal."""
-        default = Config.__dataclass_fields__
-        return dataclasses.replace(self, **{name: default[name].default
-                                            for name in IRRELEVANT.get(self.mode, ())})
+        return dataclasses.replace(self, **{f.name: f.default for f in dataclasses.fields(self)
+                                            if self.mode not in f.metadata["modes"]})
 
     @property
     def variant(self):
@@ -156,5 +214,12 @@ class Config:
         return self.name.split(f"_seed{self.seed}", 1)[1].lstrip("_")
 
     def source(self):
-        """The config of the 0-5 net this run transfers from (same seed, dropout, settings)."""
-        return dataclasses.replace(self, mode="source", p=1.0).canonical()
+        """The config of the source net this run transfers from: the same seed, dropout,
+        precision, evaluation interval and data, with the source_* training settings."""
+        own = {plain: getattr(self, name) for name, plain in SOURCE_SETTINGS.items()}
+        return dataclasses.replace(self, mode="source", p=1.0, **own).canonical()
+
+
+# Settings a mode does not depend on: a run made under other values of these is still valid.
+IRRELEVANT = {mode: tuple(f.name for f in dataclasses.fields(Config)
+                          if mode not in f.metadata["modes"]) for mode in MODES}
