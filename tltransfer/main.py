@@ -1,26 +1,39 @@
 """Train a transfer-learning study: python -m tltransfer.main --p=0.1 --mode=finetune
 
-Flags that take comma-separated lists make a grid: every combination is one run. With no flags
-at all this is the lab's whole study (3 modes x 4 proportions x 2 dropout rates x 3 seeds).
-The 0-5 source net that frozen and finetune runs copy their convolutional layers from is
-trained first when it is not already complete under --logdir (one per seed and dropout,
-shared). Complete runs are skipped, so running the same command again finishes what is missing.
-Flagfiles for the assignments are in flags/: --flagfile=flags/assignment1.cfg
-"""
+Every setting of a run is a flag, and a list of values sweeps it: every combination is one run
+(--lr=0.001,0.003 --batch_size=50,100 is four runs per mode, p, dropout and seed); class lists,
+which hold commas, are separated by '/' (--target_classes=6-9/5-9). With no flags at all this is
+the lab's whole study (3 modes x 4 proportions x 2 dropout rates x 3 seeds). All runs go into
+one log root, a directory per run named by the lab's axes and every setting not at its default
+(frozen_p0.005_drop0_seed0_lr0.003_n30000); a run already complete there is reused, so running
+the same command again trains only what is missing.
 
+Frozen and finetune runs copy layers from a 0-5 source net, trained first when it is missing
+and shared by every run that needs it. A source net depends on --seed, --dropout, --precision,
+--eval_every, --data, --source_classes, --source_samples and its own --source_lr,
+--source_lr_schedule and --source_batch_size: sweeping the target runs' --lr, --lr_schedule,
+--batch_size or --train_samples reuses the same source nets. (--mode=source trains source nets
+alone, with --lr, --lr_schedule and --batch_size as their own.)
+Flagfiles for the assignments are in flags/: --flagfile=flags/assignment1.cfg"""
+
+import dataclasses
+import itertools
 import json
+import math
 import os
 import signal
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-from tltransfer.config import CHECKPOINT_SECONDS, Config  # noqa: E402
+from tltransfer import cli, quiet_import
+from tltransfer.config import (CHECKPOINT_SECONDS, CLASS_SETTINGS, LAB_AXES, MODES, Config,
+                               number)
 
 FLAGS = flags.FLAGS
+STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
+# The lab's axes, with the study's values as defaults.
 flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
                   "Modes to run: scratch (random init), frozen (conv layers copied from the 0-5 "
                   "net and not trained), finetune (copied and trained), source (the 0-5 net "
@@ -33,33 +46,15 @@ flags.DEFINE_list("dropout", ["0", "0.5"], "Dropout rates on the inputs of layer
 flags.DEFINE_integer("seeds", 3, "Run seeds 0..N-1; give either this or --seed.")
 flags.DEFINE_list("seed", None, "Explicit seeds, e.g. --seed=0,5. Each seed gives its own "
                   "initialisation, batch order, dropout masks and source net.")
-flags.DEFINE_float("lr", 1e-3, "Adam's (initial) learning rate.")
-flags.DEFINE_string("lr_schedule", "cosine",
-                    "cosine: decay the learning rate to 0 over each run's budget (steadier final "
-                    "accuracy); constant: keep --lr throughout.")
-flags.DEFINE_integer("batch_size", 100, "Training batch size.")
-flags.DEFINE_integer("train_samples", 60_000,
-                     "Training samples (not steps) for each 6-9 run, whatever p is, so that "
-                     "all curves share one axis.")
-flags.DEFINE_integer("source_samples", 60_000, "Training samples for each 0-5 source net.")
-flags.DEFINE_integer("eval_every", 1000,
-                     "Evaluate on the whole test set every this many training samples.")
-flags.DEFINE_string("precision", "float32",
-                    "float32, or bfloat16: bfloat16 activations with float32 variables and "
-                    "optimizer, faster on CPUs with AVX512-BF16/AMX and on GPUs. Runs in "
-                    "bfloat16 get their own directories (suffix _bfloat16).")
-flags.DEFINE_string("source_classes", "0-5", "Digits of the source task, e.g. 0-4, odd, "
-                    "1,3,7; relabelled 0..k-1 in order.")
-flags.DEFINE_string("target_classes", "6-9", "Digits of the target task, e.g. 5-9 or even; p "
-                    "subsets and output width follow.")
-flags.DEFINE_string("subset", "prefix", "prefix: the first images in official order (the "
-                    "course's nested subsets); random: a stratified random draw per seed, so "
-                    "the spread over seeds includes the data draw.")
-flags.DEFINE_list("transfer_layers", ["2"], "How many of the source net's first layers frozen "
-                  "and finetune runs copy: 1 = conv1, 2 = both conv layers (the lab's), 3 = "
-                  "conv layers and dense 128. frozen trains only the layers after them.")
-flags.DEFINE_list("transferred_lr_scale", ["1.0"], "finetune: the copied layers learn at this "
-                  "times --lr (their own Adam).")
+# Every other setting of a run is a flag of the same name, and a list of values sweeps it.
+for _field in dataclasses.fields(Config):
+    if _field.name not in LAB_AXES + ("data",):
+        _separator = "'/'" if _field.name in CLASS_SETTINGS else "commas"
+        _users = ("" if _field.metadata["modes"] == MODES else
+                  f" ({', '.join(_field.metadata['modes'])} runs depend on it)")
+        flags.DEFINE_string(_field.name, number(_field.default) if _field.type is not str
+                            else _field.default, f"{_field.metadata['help']}{_users}. Values "
+                            f"separated by {_separator} are a grid axis.")
 flags.DEFINE_string("data", "", "Other data: a directory of the four MNIST-format IDX files "
                     "(plain or .gz; e.g. Fashion-MNIST, KMNIST) or the course's mnist.mat. "
                     "Empty: the MNIST shipped with the package.")
@@ -80,12 +75,23 @@ flags.DEFINE_bool("deterministic", True,
                   "faster than a plain Keras loop).")
 
 
-def parse_list(name, values, kind):
-    try:
-        return [kind(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--{name}={','.join(values)}: every value must be "
-                         f"{'an integer' if kind is int else 'a number'}") from None
+def parse_list(name, values, kind, given=None):
+    """`values` (strings) as `kind`; `given` is the flag's text, for the error message."""
+    given = ",".join(values) if given is None else given
+    parsed = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            raise ValueError(f"--{name}={given}: an empty value; separate values with "
+                             f"'{'/' if name in CLASS_SETTINGS else ','}'")
+        try:
+            parsed.append(kind(value))
+        except ValueError:
+            raise ValueError(f"--{name}={given}: {value!r} is not "
+                             f"{'an integer' if kind is int else 'a number'}") from None
+        if kind is float and not math.isfinite(parsed[-1]):
+            raise ValueError(f"--{name}={given}: {value!r} is not a finite number")
+    return parsed
 
 
 def seeds_from_flags():
@@ -99,22 +105,32 @@ def seeds_from_flags():
     return list(range(FLAGS.seeds))
 
 
+def axes_from_flags():
+    """{Config field: the values its flag gives}; every one is an axis of the grid."""
+    axes = {"mode": FLAGS.mode, "p": parse_list("p", FLAGS.p, float),
+            "dropout": parse_list("dropout", FLAGS.dropout, float), "seed": seeds_from_flags()}
+    for field in dataclasses.fields(Config):
+        if field.name not in axes and field.name != "data":
+            text = FLAGS[field.name].value
+            separator = "/" if field.name in CLASS_SETTINGS else ","
+            axes[field.name] = parse_list(field.name, text.split(separator), field.type, text)
+    axes["data"] = [os.path.abspath(FLAGS.data) if FLAGS.data else ""]
+    return axes
+
+
 def configs_from_flags():
-    """Every combination of the list flags, as validated Configs."""
-    settings = dict(lr=FLAGS.lr, lr_schedule=FLAGS.lr_schedule, batch_size=FLAGS.batch_size,
-                    train_samples=FLAGS.train_samples, source_samples=FLAGS.source_samples,
-                    eval_every=FLAGS.eval_every, precision=FLAGS.precision,
-                    source_classes=FLAGS.source_classes, target_classes=FLAGS.target_classes,
-                    subset=FLAGS.subset, data=os.path.abspath(FLAGS.data) if FLAGS.data else "")
-    grid = [Config(mode=mode, p=p, dropout=dropout, seed=seed, transfer_layers=layers,
-                   transferred_lr_scale=scale, **settings)
-            for mode in FLAGS.mode
-            for p in parse_list("p", FLAGS.p, float)
-            for dropout in parse_list("dropout", FLAGS.dropout, float)
-            for seed in seeds_from_flags()
-            for layers in parse_list("transfer_layers", FLAGS.transfer_layers, int)
-            for scale in parse_list("transferred_lr_scale", FLAGS.transferred_lr_scale, float)]
+    """Every combination of the flags' values, as validated canonical Configs, no repeats."""
+    axes = axes_from_flags()
+    grid = [Config(**dict(zip(axes, values))) for values in itertools.product(*axes.values())]
     return list(dict.fromkeys(c.canonical() for c in grid))
+
+
+def ignored_settings(configs):
+    """Flags set away from their defaults that no run of the grid depends on."""
+    modes = {c.mode for c in configs}
+    return [f"--{f.name}" for f in dataclasses.fields(Config)
+            if f.name in FLAGS and FLAGS[f.name].present and not modes & set(f.metadata["modes"])
+            and any(v != f.default for v in axes_from_flags()[f.name])]
 
 
 def shard_from_flags():
@@ -135,17 +151,24 @@ def shard_from_flags():
     return index, count
 
 
-def record_invocation(logdir):
-    """Appends this command line to the log root's history, for the report's provenance."""
+def record_command(logdir, status, runs, reason=None):
+    """Appends what this command did to the log root's history, for the report's provenance:
+    `status` is trained, nothing to do, refused, failed or interrupted; `runs` the runs it
+    trained or finished. A refused command leaves no log root behind that it did not find."""
     import numpy as np
     import tensorflow as tf
-    from tltransfer import study
-    tf.io.gfile.makedirs(logdir)
-    entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                          "numpy": np.__version__}}
-    with tf.io.gfile.GFile(os.path.join(logdir, study.INVOCATIONS), "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    from tltransfer import rundir, study
+    entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": STARTED, "status": status,
+             "runs": runs, "versions": {"python": sys.version.split()[0],
+                                        "tensorflow": tf.__version__, "numpy": np.__version__}}
+    if reason:
+        entry["reason"] = reason
+    try:
+        if rundir.gfile.isdir(logdir):
+            with rundir.gfile.GFile(os.path.join(logdir, study.INVOCATIONS), "a") as f:
+                f.write(json.dumps(entry) + "\n")
+    except (OSError, tf.errors.OpError):
+        pass  # the log root is what failed; the error said so already
 
 
 def stop_after_checkpoint(signum, frame):
@@ -160,7 +183,8 @@ def stop_after_checkpoint(signum, frame):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}; all settings are flags")
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; every setting is a flag "
+                 "(--name=value), see --help")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
     try:  # flags alone are checked before TensorFlow loads, so a typo is told at once
@@ -171,7 +195,9 @@ def main(argv):
                              "(after every evaluation) or more")
     except ValueError as e:
         sys.exit(f"error: {e}")
-    import tensorflow as tf
+    for flag in ignored_settings(configs):
+        print(f"note: {flag} is ignored: no run of this grid depends on it (see --help)")
+    tf = quiet_import.tensorflow()
     from tltransfer import data, experiment, rundir, study
     # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
     # TensorFlow's warning about functions traced repeatedly would only alarm the reader.
@@ -180,6 +206,10 @@ def main(argv):
     start = time.perf_counter()
     signal.signal(signal.SIGINT, stop_after_checkpoint)
     signal.signal(signal.SIGTERM, stop_after_checkpoint)
+    trained = []
+
+    def record(status, reason=None):
+        record_command(FLAGS.logdir, status, [c.name for c in trained], reason)
     try:
         mnist = data.load_data(configs[0].data)
         for config in configs:  # refuse a bad grid before training any of it
@@ -187,29 +217,36 @@ def main(argv):
         if FLAGS.deterministic:
             tf.config.experimental.enable_op_determinism()
         try:
-            record_invocation(FLAGS.logdir)
+            rundir.gfile.makedirs(FLAGS.logdir)
         except (OSError, tf.errors.OpError) as e:
             raise rundir.RunError(
                 f"cannot write to --logdir={FLAGS.logdir} ({getattr(e, 'strerror', None) or e}); "
                 "choose a writable directory") from e
         results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
                                           log=lambda line: print(line, flush=True),
-                                          checkpoint_seconds=FLAGS.checkpoint_seconds)
+                                          checkpoint_seconds=FLAGS.checkpoint_seconds,
+                                          trained=trained)
     except (experiment.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
+        record("interrupted", f"interrupted{where}")
         sys.exit(f"interrupted{where}; run the same command again to resume")
     except (ValueError, rundir.RunError, data.DataError) as e:
+        record("failed" if trained else "refused", str(e))
         sys.exit(f"error: {e}")
+    if failures:
+        record("failed", "; ".join(f"{c.name}: {reason}" for c, reason in failures.items()))
+    else:
+        record("trained" if trained else "nothing to do")
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
-    print(f"\n{len(results)} runs complete under {FLAGS.logdir} after "
+    print(f"\n{study.plural(len(results), 'run')} complete under {FLAGS.logdir} after "
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")
     if failures:
         for config, reason in failures.items():
             print(f"FAILED {config.name}: {reason}", file=sys.stderr)
-        sys.exit(f"error: {len(failures)} of {len(failures) + len(results)} runs failed; "
-                 "delete a failed run's directory to try it again")
+        sys.exit(f"error: {len(failures)} of {study.plural(len(failures) + len(results), 'run')} "
+                 "failed; delete a failed run's directory to try it again")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -49,6 +49,10 @@ class Clock:
         return time.perf_counter() - self.start
 
 
+def plural(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def duration(seconds):
     seconds = int(round(seconds))
     if seconds >= 3600:
@@ -69,21 +73,24 @@ def shard(runs, index, count):
 
 
 def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
-            checkpoint_seconds=CHECKPOINT_SECONDS):
+            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
     Complete runs are reused, so calling this again trains only what is missing. Runs that
     another process is training are left for later and then waited for, so several processes
     can share one log root, each run trained once. `shard_of` = (index, count) takes only that
-    shard's part of the plan; `checkpoint_seconds` goes to every experiment.run.
+    shard's part of the plan; `checkpoint_seconds` goes to every experiment.run. The configs
+    this call trains (or finishes) are appended to the list `trained` as they complete, so the
+    caller knows them even when the study stops half-way.
     """
+    trained = [] if trained is None else trained
     runs = shard(plan(configs), *shard_of)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: rundir.completed_result(c, logdir) for c in runs}
     pending = [c for c in runs if results[c] is None]
-    log(f"{len(runs)} runs: {len(runs) - len(pending)} already complete, {len(pending)} to train "
-        f"under {logdir}")
+    log(f"{plural(len(runs), 'run')}: {len(runs) - len(pending)} already complete, "
+        f"{len(pending)} to train under {logdir}")
     total, finished, failures, clock = len(pending), 0, {}, Clock()
     announced = None
     while pending:
@@ -100,9 +107,13 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
                 log(f"[run {k}/{total} {duration(clock.elapsed())}{eta}] {line}")
 
             try:
-                results[config] = experiment.run(config, logdir, log=progress, mnist=mnist,
-                                                 wait=False, checkpoint_seconds=checkpoint_seconds)
-                clock.record(config, time.perf_counter() - started)
+                done = rundir.completed_result(config, logdir)  # another process finished it
+                results[config] = done or experiment.run(
+                    config, logdir, log=progress, mnist=mnist, wait=False,
+                    checkpoint_seconds=checkpoint_seconds)
+                if done is None:
+                    trained.append(config)
+                    clock.record(config, time.perf_counter() - started)
             except rundir.Busy:
                 deferred.append(config)
                 continue
@@ -112,7 +123,8 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
             finished += 1
         if deferred:
             if len(deferred) != announced:  # say it once per change, not at every poll
-                log(f"waiting for {len(deferred)} runs that other processes are training")
+                log(f"waiting for {plural(len(deferred), 'run')} that other processes are "
+                    "training")
                 announced = len(deferred)
             time.sleep(poll_seconds)
         pending = deferred

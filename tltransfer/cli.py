@@ -1,0 +1,62 @@
+"""What the command-line entry points share: absl flags, each error told in one line."""
+
+import os
+import sys
+
+from absl import app, flags
+
+FLAGFILE_PREFIXES = ("--flagfile=", "-flagfile=")
+
+
+def flagfile_cycle(argv):
+    """The first flagfile that includes itself, directly or through others; None if none does.
+
+    absl skips such a file with a warning and goes on, so the command would run without the
+    settings the file was meant to give (for tltransfer.main: the whole default study).
+    """
+    def visit(path, chain):
+        real = os.path.realpath(path)
+        if real in chain:
+            return path
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None  # absl says that it cannot be opened
+        for line in lines:
+            line = line.strip()
+            if line.startswith(FLAGFILE_PREFIXES):
+                found = visit(line.split("=", 1)[1], chain | {real})
+                if found:
+                    return found
+        return None
+    for arg in argv[1:]:
+        if arg.startswith(FLAGFILE_PREFIXES):
+            found = visit(arg.split("=", 1)[1], frozenset())
+            if found:
+                return found
+    return None
+
+
+def parse_flags(argv):
+    """absl's parsing, but an error is one line naming the flag or file, then exit 1.
+
+    absl's own handler prints a FATAL line and a pointer to the help, or for a usage error the
+    whole help text; `--help` still prints the whole help.
+    """
+    cycle = flagfile_cycle(argv)
+    if cycle:
+        sys.exit(f"error: --flagfile={cycle} includes itself; remove the --flagfile line that "
+                 "leads back to it")
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        message = " ".join(str(e).split()).removeprefix("ERROR:: ")
+        files = [a.split("=", 1)[1] for a in argv[1:] if a.startswith(FLAGFILE_PREFIXES)]
+        where = f" (flags read from {', '.join(files)} and the command line)" if files else ""
+        sys.exit(f"error: {message}{where}; fix it, or see --help for the flags")
+
+
+def run(main):
+    """app.run(main) with one-line flag errors."""
+    app.run(main, flags_parser=parse_flags)
