@@ -18,6 +18,7 @@ OWN_LINE = re.compile("|".join((
     r" +p +dropout +\S.*",  # the summary's header and rows
     r" +[\d.]+ +[\d.]+ +\S.*",
     r"\d+ runs? complete under \S+ after \d+m\d\ds; see them with `tensorboard --logdir=\S+`",
+    r"note: --\w+ is ignored: .*",
 )))
 
 

@@ -33,6 +33,7 @@ from tltransfer.config import (CHECKPOINT_SECONDS, CLASS_SETTINGS, LAB_AXES, MOD
 
 FLAGS = flags.FLAGS
 STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The lab's axes, with the study's values as defaults.
 flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
                   "Modes to run: scratch (random init), frozen (conv layers copied from the 0-5 "
@@ -47,7 +48,7 @@ flags.DEFINE_integer("seeds", 3, "Run seeds 0..N-1; give either this or --seed."
 flags.DEFINE_list("seed", None, "Explicit seeds, e.g. --seed=0,5. Each seed gives its own "
                   "initialisation, batch order, dropout masks and source net.")
 # Every other setting of a run is a flag of the same name, and a list of values sweeps it.
-for _field in dataclasses.fields(Config):
+for _field in FIELDS.values():
     if _field.name not in LAB_AXES + ("data",):
         _separator = "'/'" if _field.name in CLASS_SETTINGS else "commas"
         _users = ("" if _field.metadata["modes"] == MODES else
@@ -109,7 +110,7 @@ def axes_from_flags():
     """{Config field: the values its flag gives}; every one is an axis of the grid."""
     axes = {"mode": FLAGS.mode, "p": parse_list("p", FLAGS.p, float),
             "dropout": parse_list("dropout", FLAGS.dropout, float), "seed": seeds_from_flags()}
-    for field in dataclasses.fields(Config):
+    for field in FIELDS.values():
         if field.name not in axes and field.name != "data":
             text = FLAGS[field.name].value
             separator = "/" if field.name in CLASS_SETTINGS else ","
@@ -118,19 +119,17 @@ def axes_from_flags():
     return axes
 
 
-def configs_from_flags():
-    """Every combination of the flags' values, as validated canonical Configs, no repeats."""
-    axes = axes_from_flags()
-    grid = [Config(**dict(zip(axes, values))) for values in itertools.product(*axes.values())]
-    return list(dict.fromkeys(c.canonical() for c in grid))
+def grid(axes):
+    """Every combination of the axes' values, as validated canonical Configs, no repeats."""
+    configs = (Config(**dict(zip(axes, values))) for values in itertools.product(*axes.values()))
+    return list(dict.fromkeys(c.canonical() for c in configs))
 
 
-def ignored_settings(configs):
-    """Flags set away from their defaults that no run of the grid depends on."""
-    modes = {c.mode for c in configs}
-    return [f"--{f.name}" for f in dataclasses.fields(Config)
-            if f.name in FLAGS and FLAGS[f.name].present and not modes & set(f.metadata["modes"])
-            and any(v != f.default for v in axes_from_flags()[f.name])]
+def ignored_settings(axes):
+    """Settings given values other than their defaults that no mode of the grid depends on."""
+    return [name for name, values in axes.items()
+            if not set(axes["mode"]) & set(FIELDS[name].metadata["modes"])
+            and any(v != FIELDS[name].default for v in values)]
 
 
 def shard_from_flags():
@@ -188,15 +187,16 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
     try:  # flags alone are checked before TensorFlow loads, so a typo is told at once
-        configs = configs_from_flags()
+        axes = axes_from_flags()
+        configs = grid(axes)
         shard_of = shard_from_flags()
         if FLAGS.checkpoint_seconds < 0:
             raise ValueError(f"--checkpoint_seconds={FLAGS.checkpoint_seconds:g} must be 0 "
                              "(after every evaluation) or more")
     except ValueError as e:
         sys.exit(f"error: {e}")
-    for flag in ignored_settings(configs):
-        print(f"note: {flag} is ignored: no run of this grid depends on it (see --help)")
+    for name in ignored_settings(axes):
+        print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
     tf = quiet_import.tensorflow()
     from tltransfer import data, experiment, rundir, study
     # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
