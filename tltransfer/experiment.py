@@ -1,5 +1,5 @@
-"""One configuration -> one run directory (see rundir): transfer weights, train, summaries,
-result.json.
+"""One configuration -> one run directory (see rundir): the source net's weights, fit (the
+controller around train.Trainer: summaries, checkpoints, Progress events), result.json last.
 """
 
 import dataclasses
