@@ -264,8 +264,10 @@ def index_windows(n, batch_size, steps_per_window, seed, start_step=0):
     pending = np.empty(0, np.int32)
     while True:
         while len(pending) < size:
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(n, dtype=tf.int32), seed=tf.constant([seed, epoch], tf.int64)).numpy()
+            with tf.device("CPU:0"):  # where tf.data ran it: the same order on a GPU machine
+                order = tf.random.experimental.stateless_shuffle(
+                    tf.range(n, dtype=tf.int32), seed=tf.constant([seed, epoch], tf.int64))
+            order = order.numpy()
             pending = np.concatenate([pending, order[offset:]])
             epoch, offset = epoch + 1, 0
         yield tf.constant(pending[:size].reshape(steps_per_window, batch_size))
