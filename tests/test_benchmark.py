@@ -80,6 +80,34 @@ def test_compute_counts_the_cnns_multiply_adds(quick):
 
 
 
+def test_whole_processes_are_timed_both_ways_without_the_tensorflow_import(quick):
+    _, report = quick
+    whole = report["whole"]
+    assert (whole["p"], whole["samples"]) == (0.005, 300)
+    assert [r["mode"] for r in whole["runs"]] == list(MODES)
+    for run in whole["runs"]:
+        for side in SIDES:
+            assert positive(run[side]["total_s"]) and positive(run[side]["import_s"])
+        assert run["ratio"] == pytest.approx(run["keras"]["total_s"]
+                                             / run["tltransfer"]["total_s"])
+
+
+def test_long_process_records_memory_and_time_outside_compiled_calls(quick):
+    _, report = quick
+    memory = report["memory"]
+    runs = memory["runs"]
+    assert [r["mode"] for r in runs] == ["source", *MODES] * 2
+    for run in runs:
+        assert run["wall_s"] >= run["compiled_s"] > 0
+        assert run["outside_s"] == pytest.approx(run["wall_s"] - run["compiled_s"])
+        assert positive(run["rss_mib"]) and run["peak_rss_mib"] >= run["rss_mib"]
+    summary = memory["summary"]
+    assert summary["runs"] == 8 and len(summary["outside_first_s"]) == 4
+    assert summary["peak_after_5_mib"] == runs[4]["peak_rss_mib"]
+    assert summary["growth_mib"] == pytest.approx(runs[-1]["peak_rss_mib"]
+                                                  - runs[4]["peak_rss_mib"])
+
+
 def test_eval_chunk_side_measures_speed_and_memory(quick):
     _, report = quick
     assert report["eval_chunk"] == train.EVAL_CHUNK
@@ -91,7 +119,7 @@ def test_eval_chunk_side_measures_speed_and_memory(quick):
 def test_table_names_every_mode_and_section(quick):
     table, _ = quick
     for text in (*MODES, "float32 floor", "whole default study", "peak RSS", "TensorFlow",
-                 "GFLOP/s"):
+                 "GFLOP/s", "whole process", "long process", "outside compiled calls"):
         assert text in table
 
 
@@ -102,6 +130,8 @@ def test_table_names_every_mode_and_section(quick):
     (["--repeats=0"], "--repeats=0 must be at least 1"),
     (["--p=abc"], "--p=abc: every value must be a number"),
     (["--quick", "--samples=2000"], "--quick sets its own budgets; drop --samples"),
+    (["--whole_samples=500"], "--whole_samples=500 must be a multiple of 1000"),
+    (["--memory_runs=5"], "--memory_runs=5 must be at least 6"),
 ])
 def test_bad_flags_give_one_clear_line(args, message):
     out = benchmark(*args)

@@ -1,3 +1,4 @@
+import dataclasses
 import glob
 import json
 import os
@@ -26,13 +27,14 @@ def scalars(run_dir, tag):
 def scratch_run(tmp_path_factory, mnist):
     logdir = str(tmp_path_factory.mktemp("e2e"))
     config = Config(mode="scratch", p=0.01, seed=1, train_samples=3000)
-    lines = []
-    result = experiment.run(config, logdir, log=lines.append, mnist=mnist)
-    return logdir, config, result, lines
+    events = []
+    result = experiment.run(config, logdir, log=lambda line: None, mnist=mnist,
+                            progress=events.append)
+    return logdir, config, result, events
 
 
 def test_end_to_end_run_writes_result_and_curve(scratch_run):
-    logdir, config, result, lines = scratch_run
+    logdir, config, result, events = scratch_run
     run_dir = os.path.join(logdir, "scratch_p0.01_drop0_seed1")
     with open(os.path.join(run_dir, "result.json")) as f:
         assert json.load(f) == result
@@ -43,7 +45,40 @@ def test_end_to_end_run_writes_result_and_curve(scratch_run):
     assert result["curve"]["step"] == [1000, 2000, 3000]
     assert result["test_accuracy"] > 0.6  # chance is 0.25
     assert sorted(scalars(run_dir, "train/loss")) == [1000, 2000, 3000]
-    assert any("3000/3000" in line for line in lines)
+
+
+def test_progress_is_an_event_after_every_evaluation(scratch_run):
+    _, config, result, events = scratch_run
+    assert [e.samples for e in events] == [1000, 2000, 3000]
+    assert {(e.run, e.total, e.start_samples) for e in events} == {(config.name, 3000, 0)}
+    assert [e.test_accuracy for e in events] == result["curve"]["test_accuracy"]
+    assert [e.test_loss for e in events] == result["curve"]["test_loss"]
+    seconds = [e.train_seconds for e in events]
+    assert 0 < seconds[0] < seconds[1] < seconds[2]
+    assert events[-1].samples_per_second == pytest.approx(3000 / seconds[2])
+
+
+def test_progress_line_is_the_one_human_wording():
+    event = experiment.Progress(run="scratch_p0.1_drop0_seed0", samples=2000, total=6000,
+                                test_accuracy=0.98765, test_loss=0.1, train_seconds=0.5,
+                                start_samples=1000)
+    assert experiment.progress_line(event) == (
+        "scratch_p0.1_drop0_seed0:    2000/6000 samples  test accuracy  98.77%  2,000 samples/s")
+
+
+def test_without_a_progress_callback_fit_logs_a_line_every_tenth(tmp_path, mnist):
+    config = Config(mode="scratch", p=0.005, train_samples=300, eval_every=100)
+    lines = []
+    experiment.run(config, str(tmp_path), log=lines.append, mnist=mnist)
+    assert lines[0] == (f"{config.name}: training on 100 images of digits 6-9, p=0.005, "
+                        "300 samples")
+    assert [line.split()[1] for line in lines[1:]] == ["100/300", "200/300", "300/300"]
+
+
+def test_hparams_are_every_config_field_and_the_training_images():
+    config = Config(mode="frozen", p=0.01)
+    task = type("Task", (), {"y_train": [0] * 200})
+    assert experiment.hparams(config, task) == {**dataclasses.asdict(config), "n_train": 200}
 
 
 def test_hparams_are_written(scratch_run):

@@ -28,6 +28,14 @@ def quiet(line):
     pass
 
 
+def crash_at(samples):
+    """A progress callback that crashes the run at its evaluation after `samples`."""
+    def progress(event):
+        if event.samples == samples:
+            raise Crash()
+    return progress
+
+
 def weights(run_dir):
     path = os.path.join(run_dir, rundir.WEIGHTS)
     return {n: tf.train.load_variable(path, n) for n, _ in tf.train.list_variables(path)
@@ -80,11 +88,9 @@ def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path
         source = config.source().name
         os.symlink(os.path.join(reference, source), os.path.join(tmp_path, source))
 
-    def crash_at_300(line):
-        if "300/600" in line:
-            raise Crash()
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=0)
+        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0,
+                       progress=crash_at(300))
     run_dir = os.path.join(tmp_path, config.name)
     assert not os.path.exists(os.path.join(run_dir, "result.json"))
     checkpoints = os.path.join(run_dir, rundir.CHECKPOINTS)
@@ -140,19 +146,18 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist,
         return save(self, checkpoint_number=checkpoint_number)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", counted_save)
 
-    def crash_at_300(line):
-        if "300/600" in line:
-            raise Crash()
     with pytest.raises(Crash):  # no hour has passed: nothing to resume from
-        experiment.run(config, str(tmp_path), crash_at_300, mnist, checkpoint_seconds=3600)
+        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=3600,
+                       progress=crash_at(300))
     assert saved == []
 
-    def stop_at_300(line):
-        if "300/600" in line:
+    def stop_at_300(event):
+        if event.samples == 300:
             experiment.STOP.set()
     try:
         with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
-            experiment.run(config, str(tmp_path), stop_at_300, mnist, checkpoint_seconds=3600)
+            experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=3600,
+                           progress=stop_at_300)
     finally:
         experiment.STOP.clear()
     assert saved == [400]  # the run started over, and the stop wrote the only checkpoint

@@ -69,10 +69,11 @@ def test_cached_features_path_matches_the_plain_frozen_path(mnist):
     x, y = data.images_tensor(task.x_train), tf.constant(task.y_train)
     windows = [w for w, _ in zip(data.index_windows(100, 50, 2, seed=0), range(3))]
     plain, cached = model.CNN(4, seed=0, dropout=0.5), model.CNN(4, seed=0, dropout=0.5)
-    plain_trainer = train.Trainer(plain, train.trainable_variables(plain, "frozen"), 1e-3, seed=0)
-    cached_trainer = train.Trainer(cached.classifier, cached.classifier.trainable_variables, 1e-3,
-                                   seed=0)
-    features = train.feature_extractor(cached.features)(x)
+    plain_trainer = train.Trainer(plain, train.trainable_variables(plain, "frozen"))
+    cached_trainer = train.Trainer(cached.classifier, cached.classifier.trainable_variables)
+    for trainer in (plain_trainer, cached_trainer):
+        trainer.start(seed=0, learning_rate=1e-3)
+    features = train.extract_features(cached.features, x)
     for w in windows:
         plain_trainer.train_window(x, y, w)
         cached_trainer.train_window(features, y, w)
@@ -89,7 +90,8 @@ def test_evaluate_counts_correct_predictions():
     labels = tf.constant(np.arange(2500) % 3, tf.int32)
     guesses = tf.constant(np.where(np.arange(2500) < 2000, np.arange(2500) % 3, 0)[:, None],
                           tf.float32)
-    trainer = train.Trainer(Fixed(), [tf.Variable(0.0)], 1e-3, seed=0)
+    Fixed.input_shape = (1,)
+    trainer = train.Trainer(Fixed(), [tf.Variable(0.0)])
     accuracy, loss = trainer.evaluate(guesses, labels)
     expected = (2000 + np.sum(np.arange(2000, 2500) % 3 == 0)) / 2500
     assert accuracy.numpy() == pytest.approx(expected)
@@ -101,8 +103,7 @@ def test_chunked_evaluation_matches_one_pass_over_the_test_set(mnist):
     x, y = data.images_tensor(task.x_test), task.y_test
     assert len(y) % train.EVAL_CHUNK  # several chunks, the last one partial
     net = model.CNN(4, seed=3)
-    accuracy, loss = train.Trainer(net, net.trainable_variables, 1e-3, seed=0).evaluate(
-        x, tf.constant(y))
+    accuracy, loss = train.Trainer(net, net.trainable_variables).evaluate(x, tf.constant(y))
     logits = net(x, training=False).numpy().astype(np.float64)
     log_softmax = logits - logits.max(1, keepdims=True)
     log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
@@ -114,7 +115,8 @@ def test_bfloat16_compute_trains_float32_variables(mnist):
     task = data.target_task(mnist, 0.01)
     x, y = data.images_tensor(task.x_train), tf.constant(task.y_train)
     net = model.CNN(4, seed=0)
-    trainer = train.Trainer(net, net.trainable_variables, 1e-3, seed=0, compute_dtype="bfloat16")
+    trainer = train.Trainer(net, net.trainable_variables, compute_dtype="bfloat16")
+    trainer.start(seed=0, learning_rate=1e-3)
     windows = iter(data.index_windows(200, 100, 4, seed=0))
     first_loss, _ = trainer.train_window(x, y, next(windows))
     for _ in range(4):
@@ -163,3 +165,40 @@ def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path,
     moved_slow = np.abs(slow[key] - source[key]).mean()
     moved_fast = np.abs(fast[key] - source[key]).mean()
     assert 0 < moved_slow < 0.3 * moved_fast
+
+
+def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, mnist):
+    """The process compiles each shape of run once: later runs only load their values."""
+    settings = dict(p=0.005, train_samples=300, source_samples=200, eval_every=100)
+    first = [Config(mode=mode, seed=0, **settings) for mode in ("scratch", "frozen", "finetune")]
+    train.clear_cache()
+    traced = len(train.TRACES)
+    for config in first:
+        experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    assert len(train.TRACES) > traced
+    traced = len(train.TRACES)
+    # Other seeds, learning rates, budgets and proportions: the same shapes, new sources.
+    again = [Config(mode="scratch", seed=1, lr=0.002, **settings),
+             Config(mode="frozen", seed=1, **{**settings, "p": 0.01}),
+             Config(mode="finetune", seed=1, **{**settings, "train_samples": 500})]
+    for config in again:
+        experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    assert train.TRACES[traced:] == []
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_a_reused_trainer_gives_the_bits_of_a_fresh_one(tmp_path, mnist, schedule):
+    """Adam, the step, the seed and the schedule are all reset between runs."""
+    settings = dict(p=0.005, dropout=0.5, train_samples=300, eval_every=100,
+                    lr_schedule=schedule)
+    config = Config(mode="scratch", seed=0, **settings)
+    train.clear_cache()
+    fresh = experiment.run(config, str(tmp_path / "fresh"), log=lambda line: None, mnist=mnist)
+    other = Config(mode="scratch", seed=3, **{**settings, "lr": 0.003, "train_samples": 500})
+    experiment.run(other, str(tmp_path / "reused"), log=lambda line: None, mnist=mnist)
+    reused = experiment.run(config, str(tmp_path / "reused"), log=lambda line: None,
+                            mnist=mnist)
+    assert reused == fresh
+    a, b = weights(tmp_path / "fresh" / config.name), weights(tmp_path / "reused" / config.name)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])

@@ -249,29 +249,26 @@ def images_tensor(images):
 
 
 def index_windows(n, batch_size, steps_per_window, seed, start_step=0):
-    """tf.data pipeline of int32 index windows [steps_per_window, batch_size], endless.
+    """Endless int32 index windows [steps_per_window, batch_size], as eager tensors.
 
     Epoch e visits all n images in the order stateless_shuffle(range(n), seed=(seed, e));
     batches run across epoch boundaries, so step s always covers the samples
     [s * batch_size, (s + 1) * batch_size) of that endless stream, whatever start_step is.
+
+    A Python generator over one eager op per epoch rather than a tf.data pipeline: building a
+    pipeline traces its map function, once per run, and its threads outlive nothing here that
+    needs them (the indices of a window take microseconds).
     """
-    start_sample = start_step * batch_size
-    first_epoch, offset = divmod(start_sample, n)
-
-    def epoch_order(epoch):
-        return tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-
-    ds = (tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-          .map(epoch_order)
-          .unbatch()
-          .skip(offset)
-          .batch(batch_size)
-          .batch(steps_per_window)
-          .prefetch(2))
-    options = tf.data.Options()
-    # The autotuner can stall for seconds when an iterator is deleted (DESIGN.md); this
-    # pipeline only moves indices, so there is nothing for it to tune.
-    options.autotune.enabled = False
-    options.deterministic = True
-    return ds.with_options(options)
+    epoch, offset = divmod(start_step * batch_size, n)
+    size = steps_per_window * batch_size
+    pending = np.empty(0, np.int32)
+    while True:
+        while len(pending) < size:
+            with tf.device("CPU:0"):  # where tf.data ran it: the same order on a GPU machine
+                order = tf.random.experimental.stateless_shuffle(
+                    tf.range(n, dtype=tf.int32), seed=tf.constant([seed, epoch], tf.int64))
+            order = order.numpy()
+            pending = np.concatenate([pending, order[offset:]])
+            epoch, offset = epoch + 1, 0
+        yield tf.constant(pending[:size].reshape(steps_per_window, batch_size))
+        pending = pending[size:]

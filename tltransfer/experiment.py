@@ -1,5 +1,5 @@
-"""One configuration -> one run directory (see rundir): transfer weights, train, summaries,
-result.json.
+"""One configuration -> one run directory (see rundir): the source net's weights, fit (the
+controller around train.Trainer: summaries, checkpoints, Progress events), result.json last.
 """
 
 import dataclasses
@@ -58,20 +58,46 @@ def copy_layers(target, source_weights, count=2):
 
 
 def hparams(config, task):
-    return {"mode": config.mode, "p": config.p, "n_train": len(task.y_train),
-            "dropout": config.dropout, "seed": config.seed, "lr": config.lr,
-            "lr_schedule": config.lr_schedule, "precision": config.precision,
-            "source_classes": config.source_classes, "target_classes": config.target_classes,
-            "subset": config.subset, "transfer_layers": config.transfer_layers,
-            "transferred_lr_scale": config.transferred_lr_scale,
-            "batch_size": config.batch_size, "train_samples": config.samples}
+    """What TensorBoard's HParams dashboard shows: every field of the Config, and the run's
+    number of training images."""
+    return {**dataclasses.asdict(config), "n_train": len(task.y_train)}
 
 
-def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHECKPOINT_SECONDS):
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What a run reports after each of its evaluations."""
+    run: str              # config.name
+    samples: int          # training samples done so far
+    total: int            # the run's budget (config.samples)
+    test_accuracy: float  # at this evaluation
+    test_loss: float
+    # Seconds this process spent in this run's compiled training windows and evaluations (each
+    # timed until its result is read), since it started or resumed the run: no start-up, no
+    # summaries or checkpoints. Tracing is not in it either: a Trainer traces when it is built,
+    # before the first window. (The first call of a new graph still pays TensorFlow's one-off
+    # graph optimisation, some tens of milliseconds, which cannot be told apart.)
+    train_seconds: float
+    start_samples: int    # samples at which this process started or resumed the run
+
+    @property
+    def samples_per_second(self):
+        return (self.samples - self.start_samples) / max(self.train_seconds, 1e-9)
+
+
+def progress_line(event):
+    """The human form of a Progress event: one wording for every caller."""
+    return (f"{event.run}: {event.samples:>7}/{event.total} samples  test accuracy "
+            f"{100 * event.test_accuracy:6.2f}%  {event.samples_per_second:,.0f} samples/s")
+
+
+def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHECKPOINT_SECONDS,
+        progress=None):
     """Makes sure the run of `config` is complete under `logdir`; returns its result dict.
 
     A complete run is returned as it is. frozen/finetune runs first make sure their source net
-    exists (training it if needed). `log` receives progress lines. When another process holds
+    exists (training it if needed). `log` receives what happens, in lines; `progress`, when
+    given, a Progress after every evaluation (of this run and of a source net trained for it)
+    instead of the progress lines. When another process holds
     the run (or its source net), waits for it, or raises Busy if not `wait`. Raises RunFailed
     if the run (or its source) diverged, now or before. A checkpoint is written after the
     first evaluation once `checkpoint_seconds` have passed since the last one (0: after every
@@ -87,7 +113,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
     if config.mode in TRANSFER_MODES:
         source_config = config.source()
         try:
-            run(source_config, logdir, log, mnist, wait, checkpoint_seconds)
+            run(source_config, logdir, log, mnist, wait, checkpoint_seconds, progress)
         except RunFailed as e:
             raise RunFailed(f"its source net {source_config.name} failed: {e}") from e
         source_dir = os.path.join(logdir, source_config.name)
@@ -105,7 +131,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         if source_dir is not None:
             copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
         try:
-            curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds)
+            curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds, progress)
         except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
             # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
             # the last checkpoint, which a later run resumes from.
@@ -130,40 +156,20 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         return result
 
 
-def learning_rate(config, scale=1.0):
-    """Adam's learning rate times `scale`: constant, or cosine-decayed to 0 over the run."""
-    if config.lr_schedule == "constant":
-        return config.lr * scale
-    return tf.keras.optimizers.schedules.CosineDecay(config.lr * scale,
-                                                     config.samples // config.batch_size)
-
-
-def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS):
+def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS,
+        progress=None):
     """Trains `net` on `task` for the config's budget; returns the test curve.
 
-    A checkpoint (trained variables, optimizer, step) follows every evaluation, after the
-    summaries are flushed; with `resume` training goes on from the latest one, and summaries
-    already in the events are not written again.
+    The controller around the compiled calls: summaries after every evaluation, a checkpoint
+    (what the Trainer checkpoints) once `checkpoint_seconds` of training have passed, and
+    progress: a Progress to `progress` after every evaluation, or, without it, a line to `log`
+    every tenth of the run. With `resume`, training goes on from the latest checkpoint, and
+    summaries already in the events are not written again.
     """
     train_x, test_x = data.images_tensor(task.x_train), data.images_tensor(task.x_test)
     train_y, test_y = tf.constant(task.y_train), tf.constant(task.y_test)
-    variables = train.trainable_variables(net, config.mode, config.transfer_layers)
-    trained = net
-    if config.mode == "frozen" and config.transfer_layers == 2:
-        # The features never change: compute them once and train the classifier on them.
-        extract = train.feature_extractor(net.features)
-        train_x, test_x = extract(train_x), extract(test_x)
-        trained = net.classifier
-    copied = ()
-    if config.mode == "finetune" and config.transferred_lr_scale != 1:
-        copied = [v for layer in net.layers[:config.transfer_layers]
-                  for v in layer.trainable_variables]
-    trainer = train.Trainer(trained, variables, learning_rate(config), config.seed,
-                            compute_dtype=config.precision, slow_variables=copied,
-                            slow_learning_rate=learning_rate(config, config.transferred_lr_scale))
-    slow = {"copied_optimizer": trainer.optimizers[1]} if len(trainer.optimizers) > 1 else {}
-    checkpoint = tf.train.Checkpoint(trained=trained, optimizer=trainer.optimizer,
-                                     step=trainer.step, **slow)
+    trainer, trained, train_x, test_x = train.start(config, net, train_x, test_x)
+    checkpoint = trainer.checkpoint()
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),
                                          max_to_keep=1)
     curve = {"step": [], "test_accuracy": [], "test_loss": []}
@@ -185,11 +191,11 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     samples = int(trainer.step.numpy()) * config.batch_size
 
     steps_per_window = config.eval_every // config.batch_size
-    windows = iter(data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
-                                      config.seed, start_step=samples // config.batch_size))
+    windows = data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
+                                 config.seed, start_step=samples // config.batch_size)
     writer = tf.summary.create_file_writer(run_dir)
-    start, start_samples, next_report = time.perf_counter(), samples, 0
-    saved = start
+    start_samples, train_seconds, next_report = samples, 0.0, 0
+    saved = time.perf_counter()
     if not resume:
         log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
             f"{config.samples} samples")
@@ -198,16 +204,19 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             hp.hparams(hparams(config, task), trial_id=config.name)
         while samples < config.samples:
             steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
-            train_loss, train_acc = trainer.train_window(train_x, train_y, next(windows)[:steps])
+            window = next(windows)[:steps]
+            started = time.perf_counter()
+            train_loss, train_acc = (float(v) for v in trainer.train_window(train_x, train_y,
+                                                                            window))
             samples += steps * config.batch_size
-            if not float(train_loss) < DIVERGED_LOSS:  # NaN fails the comparison too
-                raise RunFailed(f"training diverged (mean loss {float(train_loss):.3g} in the "
-                                f"window ending at {samples} samples); a smaller --lr may help")
+            if not train_loss < DIVERGED_LOSS:  # NaN fails the comparison too
+                raise RunFailed(f"training diverged (mean loss {train_loss:.3g} in the window "
+                                f"ending at {samples} samples); a smaller --lr may help")
             test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
+            train_seconds += time.perf_counter() - started
             if samples > written:
                 for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
-                                   ("train/accuracy", float(train_acc)),
-                                   ("train/loss", float(train_loss))):
+                                   ("train/accuracy", train_acc), ("train/loss", train_loss)):
                     tf.summary.scalar(tag, value, step=samples)
                 writer.flush()
             stopping = STOP.is_set() and samples < config.samples
@@ -219,10 +228,13 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             curve["step"].append(samples)
             curve["test_accuracy"].append(test_acc)
             curve["test_loss"].append(test_loss)
-            if samples >= next_report or samples == config.samples:
-                rate = (samples - start_samples) / max(time.perf_counter() - start, 1e-9)
-                log(f"{config.name}: {samples:>7}/{config.samples} samples  "
-                    f"test accuracy {100 * test_acc:6.2f}%  {rate:,.0f} samples/s")
+            event = Progress(config.name, samples, config.samples, test_acc, test_loss,
+                             train_seconds, start_samples)
+            if progress is not None:
+                progress(event)
+            elif samples >= next_report or samples == config.samples:
+                log(progress_line(event))
                 next_report = samples + max(config.samples // 10, config.eval_every)
     writer.close()
+    trainer.export(trained)
     return curve

@@ -48,6 +48,8 @@ class Dense(tf.Module):
 class Features(tf.Module):
     """Layers 1-3: conv 32 3x3 ReLU, conv 32 3x3 ReLU, max-pool 2x2; flattened output."""
 
+    input_shape = IMAGE_SHAPE
+
     def __init__(self, seed, filters=32, name=None):
         super().__init__(name=name)
         self.conv1 = Conv2D(IMAGE_SHAPE[-1], filters, 3, seed=[seed, 1], name="conv1")
@@ -70,6 +72,15 @@ class Classifier(tf.Module):
         self.hidden = Dense(in_features, hidden, seed=[seed, 4], name="dense1")
         self.logits = Dense(hidden, num_classes, seed=[seed, 5], name="dense2")
 
+    @property
+    def input_shape(self):
+        return (int(self.hidden.w.shape[0]),)
+
+    @property
+    def layers(self):
+        """The layers with weights, in order: the spec's layers 4 and 5."""
+        return (self.hidden, self.logits)
+
     def _drop(self, x, training, seed, layer):
         if not training or self.dropout == 0.0:
             return x
@@ -85,6 +96,8 @@ class Classifier(tf.Module):
 
 
 class CNN(tf.Module):
+    input_shape = IMAGE_SHAPE
+
     def __init__(self, num_classes, seed, dropout=0.0, name=None):
         super().__init__(name=name)
         self.features = Features(seed, name="features")
@@ -94,8 +107,11 @@ class CNN(tf.Module):
     @property
     def layers(self):
         """The layers with weights, in order: the spec's layers 1, 2, 4 and 5."""
-        return (self.features.conv1, self.features.conv2, self.classifier.hidden,
-                self.classifier.logits)
+        return (self.features.conv1, self.features.conv2, *self.classifier.layers)
+
+    @property
+    def dropout(self):
+        return self.classifier.dropout
 
     def __call__(self, images, training=False, seed=None):
         return self.classifier(self.features(images), training=training, seed=seed)

@@ -1,9 +1,18 @@
-"""Which variables train in each mode, and the compiled training window and evaluation."""
+"""How a net trains: which variables, Adam's learning rate, and the compiled training window and
+evaluation, traced once per process for each shape of run and reused by every run of it.
+
+A run's own numbers (its initial weights, seed, learning rate and decay steps) reach the
+compiled graphs as variables, never as constants baked into them, so the second run of a shape
+traces nothing: `trainer_for` hands out the process's Trainer of that shape and `Trainer.start`
+loads the run into it.
+"""
+
+import copy
+import math
 
 import tensorflow as tf
 
-from tltransfer.config import MODES
-from tltransfer.model import IMAGE_SHAPE
+from tltransfer.config import LR_SCHEDULES, MODES
 
 EVAL_CHUNK = 512  # test images per forward pass: as fast as 2048 here, ~470 MiB less memory
 
@@ -22,6 +31,57 @@ def trainable_variables(model, mode, transfer_layers=2):
     return model.trainable_variables
 
 
+def copied_variables(model, transfer_layers=2):
+    """The variables of the layers a transfer run copies from its source net (its first
+    `transfer_layers` layers, see CNN.layers)."""
+    return tuple(v for layer in model.layers[:transfer_layers] for v in layer.trainable_variables)
+
+
+def schedule_steps(samples, batch_size):
+    """Adam steps of a run: what a cosine schedule decays over."""
+    return samples // batch_size
+
+
+class CosineToZero(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Keras's CosineDecay (alpha 0), with its rate and decay steps in variables, so that a
+    graph traced for one run serves another with other values.
+
+    The same ops, but for one: CosineDecay divides the step by its decay steps, a constant,
+    which TensorFlow's graph optimiser (constant folding) turns into a multiplication by the
+    constant's reciprocal. With a variable there is nothing to fold, so this multiplies by the
+    reciprocal itself, and gives the bits the constant gave (checked step by step).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.rate = tf.Variable(1e-3, dtype=tf.float32, trainable=False, name="lr")
+        self.decay_steps = tf.Variable(1.0, dtype=tf.float32, trainable=False,
+                                       name="decay_steps")
+
+    def set(self, rate, decay_steps):
+        # Assigned from Python numbers, they round to float32 as the constants they replace did.
+        self.rate.assign(rate)
+        self.decay_steps.assign(decay_steps)
+
+    def __call__(self, step):
+        step = tf.minimum(tf.cast(step, tf.float32), self.decay_steps)
+        completed = step * tf.math.reciprocal(self.decay_steps)
+        decayed = 0.5 * (1.0 + tf.cos(tf.constant(math.pi, tf.float32) * completed))
+        return self.rate * decayed
+
+
+def adam(schedule):
+    """(Keras Adam, its CosineToZero or None): Adam's learning rate constant (a variable of
+    Adam's own, as when it is given a number) or cosine-decayed to 0 over the run."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"learning-rate schedule {schedule!r} is unknown; choose from "
+                         f"{', '.join(LR_SCHEDULES)}")
+    if schedule == "cosine":
+        cosine = CosineToZero()
+        return tf.keras.optimizers.Adam(cosine), cosine
+    return tf.keras.optimizers.Adam(1e-3), None
+
+
 def cross_entropy(logits, labels):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=tf.cast(logits, tf.float32)))
@@ -35,87 +95,229 @@ def count_correct(logits, labels):
 class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
-    `net(inputs, training, seed)` returns logits (in `compute_dtype`). It is the whole CNN on
-    images, or only its classifier on precomputed features when the features are frozen.
-    Dropout masks are a stateless function of (seed, step), so the step counter is all the
-    state a resume needs.
+    `net(inputs, training, seed)` returns logits (in `compute_dtype`); `net.input_shape` is the
+    shape of one input. It is the whole CNN on images, or only its classifier on precomputed
+    features when the features are frozen. Dropout masks are a stateless function of
+    (seed, step), so the step counter is all the data position a resume needs.
+
+    `slow_variables` (some of `variables`) get an Adam of their own, whose rate `start` sets
+    apart: scaling their gradients instead would do nothing, as Adam normalises the scale away.
+
+    The compiled functions are written without AutoGraph and take any number of images: the
+    evaluation is traced once, when the Trainer is built, and the training window once per
+    shape of window (steps x batch size; `compile`), so that the next run of that shape traces
+    nothing (TRACES records each trace). `start` readies the Trainer for a new run.
+
+    The window's shape stays static in its graph because TensorFlow's graph optimiser turns
+    divisions by a constant (the loss's mean over the batch, in its gradient) into
+    multiplications by the constant's reciprocal, which round differently from a division by
+    a number known only at run time: static, they give the bits runs gave before this cache.
     """
 
-    def __init__(self, net, variables, learning_rate, seed, compute_dtype=tf.float32,
-                 slow_variables=(), slow_learning_rate=None):
-        """`slow_variables` (some of `variables`) get an Adam of their own at
-        `slow_learning_rate`: scaling their gradients instead would do nothing, as Adam
-        normalises the scale away."""
+    def __init__(self, net, variables, schedule="constant", compute_dtype=tf.float32,
+                 slow_variables=()):
         self.net = net
         # bfloat16 compute keeps float32 variables and optimizer: only activations are cast.
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.variables = tuple(variables)
-        self.seed = int(seed)
         slow = {id(v) for v in slow_variables}
-        groups = [(learning_rate, [i for i, v in enumerate(self.variables) if id(v) not in slow])]
+        groups = [[i for i, v in enumerate(self.variables) if id(v) not in slow]]
         if slow:
-            groups.append((slow_learning_rate,
-                           [i for i, v in enumerate(self.variables) if id(v) in slow]))
+            groups.append([i for i, v in enumerate(self.variables) if id(v) in slow])
         self._groups = []
-        for rate, indices in groups:
-            optimizer = tf.keras.optimizers.Adam(rate)
+        for indices in groups:
+            optimizer, cosine = adam(schedule)
             # Slots must exist before a checkpoint restore and outside the compiled function.
             optimizer.build([self.variables[i] for i in indices])
-            self._groups.append((optimizer, indices))
-        self.optimizers = tuple(optimizer for optimizer, _ in self._groups)
-        self.optimizer = self.optimizers[0]
+            self._groups.append((optimizer, indices, cosine))
+        self.optimizers = tuple(optimizer for optimizer, _, _ in self._groups)
+        self.seed = tf.Variable(0, dtype=tf.int64, trainable=False, name="seed")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.train_window = tf.function(self._train_window)
-        self.evaluate = tf.function(self._evaluate)
+        self._inputs = (tf.TensorSpec([None, *net.input_shape], tf.float32),
+                        tf.TensorSpec([None], tf.int32))
+        self._windows = {}  # (steps, batch size) -> compiled training window
+        self.evaluate = tf.function(self._evaluate, autograph=False,
+                                    input_signature=self._inputs)
+        self.evaluate.get_concrete_function()  # traced now: no run's first evaluation pays
+
+    def compile(self, steps, batch_size):
+        """The training window for windows of `steps` batches of `batch_size`, traced on the
+        first call for that shape."""
+        shape = (int(steps), int(batch_size))
+        if shape not in self._windows:
+            window = tf.function(self._train_window, autograph=False, input_signature=[
+                *self._inputs, tf.TensorSpec(shape, tf.int32)])
+            window.get_concrete_function()
+            self._windows[shape] = window
+        return self._windows[shape]
+
+    def train_window(self, inputs, labels, windows):
+        """One step per row of `windows` (int32 [steps, batch] indices into inputs); returns
+        the window's mean training loss and accuracy."""
+        return self.compile(*windows.shape)(inputs, labels, windows)
+
+    def start(self, seed, learning_rate, decay_steps=None, slow_learning_rate=None,
+              weights=None):
+        """Readies the Trainer for a new run: Adam starts from zero, the step from 0, at these
+        rates (a cosine decays to 0 over `decay_steps` steps), and `net` takes the values of
+        `weights` when given (a module of the same structure: the run's freshly initialised or
+        copied net)."""
+        if decay_steps is None and any(cosine for _, _, cosine in self._groups):
+            raise ValueError("a cosine schedule needs decay_steps")
+        if weights is not None:
+            for target, value in zip(self.net.variables, weights.variables, strict=True):
+                target.assign(value)
+        rates = (learning_rate, slow_learning_rate)
+        for (optimizer, _, cosine), rate in zip(self._groups, rates):
+            for variable in optimizer.variables:
+                variable.assign(tf.zeros_like(variable))
+            if cosine is None:
+                optimizer.learning_rate = rate
+            else:
+                cosine.set(rate, decay_steps)
+        self.seed.assign(int(seed))
+        self.step.assign(0)
+
+    def export(self, weights):
+        """Copies the trained values into `weights` (a module of `net`'s structure)."""
+        for target, value in zip(weights.variables, self.net.variables, strict=True):
+            target.assign(value)
+
+    def checkpoint(self):
+        """What a resume needs: the trained module, Adam's state and the step. (Seed, rate and
+        decay steps follow from the run's config.) The layout is the one earlier versions
+        wrote, so their checkpoints still resume."""
+        slow = {"copied_optimizer": self.optimizers[1]} if len(self.optimizers) > 1 else {}
+        return tf.train.Checkpoint(trained=self.net, optimizer=self.optimizers[0],
+                                   step=self.step, **slow)
 
     def _train_window(self, inputs, labels, windows):
-        """Runs one step per row of `windows` (int32 [steps, batch] indices into inputs).
+        TRACES.append("train_window")
 
-        Returns the window's mean training loss and accuracy.
-        """
-        loss_sum = tf.constant(0.0)
-        correct = tf.constant(0)
-        for batch in windows:
-            x = tf.gather(inputs, batch)
-            y = tf.gather(labels, batch)
-            seed = tf.stack([tf.constant(self.seed, tf.int64), self.step])
+        def step(i, loss_sum, correct):
+            x = tf.gather(inputs, windows[i])
+            y = tf.gather(labels, windows[i])
+            seed = tf.stack([self.seed, self.step])
             with tf.GradientTape() as tape:
                 logits = self.net(tf.cast(x, self.compute_dtype), training=True, seed=seed)
                 loss = cross_entropy(logits, y)
             grads = tape.gradient(loss, self.variables)
-            for optimizer, indices in self._groups:
+            for optimizer, indices, _ in self._groups:
                 optimizer.apply_gradients([(grads[i], self.variables[i]) for i in indices])
             self.step.assign_add(1)
-            loss_sum += loss
-            correct += count_correct(logits, y)
+            return i + 1, loss_sum + loss, correct + count_correct(logits, y)
+
         steps = tf.shape(windows)[0]
+        _, loss_sum, correct = tf.while_loop(
+            lambda i, loss_sum, correct: i < steps, step,
+            (tf.constant(0), tf.constant(0.0), tf.constant(0)))
         return (loss_sum / tf.cast(steps, tf.float32),
                 tf.cast(correct, tf.float32) / tf.cast(tf.size(windows), tf.float32))
 
     def _evaluate(self, inputs, labels):
         """Accuracy and mean loss of the net on all of `inputs`, in chunks."""
+        TRACES.append("evaluate")
         n = tf.shape(inputs)[0]
-        loss_sum = tf.constant(0.0)
-        correct = tf.constant(0)
-        for start in tf.range(0, n, EVAL_CHUNK):
+
+        def chunk(start, loss_sum, correct):
             x = tf.cast(inputs[start:start + EVAL_CHUNK], self.compute_dtype)
             logits = self.net(x, training=False)
             y = labels[start:start + EVAL_CHUNK]
             loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=y, logits=tf.cast(logits, tf.float32)))
-            correct += count_correct(logits, y)
-        n = tf.cast(n, tf.float32)
-        return tf.cast(correct, tf.float32) / n, loss_sum / n
+            return start + EVAL_CHUNK, loss_sum, correct + count_correct(logits, y)
+
+        _, loss_sum, correct = tf.while_loop(
+            lambda start, loss_sum, correct: start < n, chunk,
+            (tf.constant(0), tf.constant(0.0), tf.constant(0)))
+        # Times the reciprocal, as the graph optimiser made of a division by a static size.
+        scale = tf.math.reciprocal(tf.cast(n, tf.float32))
+        return tf.cast(correct, tf.float32) * scale, loss_sum * scale
 
 
-def feature_extractor(features):
-    """`features` as a function of any number of images, compiled once (one trace per run).
+# The process's compiled functions, one per shape of run: tracing costs ~1 s, and every graph
+# traced stays in memory until the process ends, so a long study traces each shape once.
+_TRAINERS = {}
+_EXTRACTORS = {}
+TRACES = []  # what this process traced, one entry per trace (the tests count them)
 
-    The images go through in chunks, so memory stays bounded; returns float32 [n, d].
+
+def trainer_for(net, variables, schedule, compute_dtype=tf.float32, slow_variables=()):
+    """The process's Trainer for runs shaped like `net` training `variables`.
+
+    The key is everything that shapes the graph: the module's structure (its variables'
+    shapes, dropout), which of them train and which are slow, the schedule's kind and the
+    compute dtype. A new Trainer owns a copy of `net`: the run's own module only lends its
+    values, in `Trainer.start`, and takes the trained ones back with `Trainer.export`.
     """
-    compiled = tf.function(features, input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE])])
+    position = {id(v): i for i, v in enumerate(net.variables)}
+    key = (type(net).__name__, tuple(tuple(v.shape) for v in net.variables), net.dropout, tuple(position[id(v)] for v in variables),
+           tuple(sorted(position[id(v)] for v in slow_variables)), schedule,
+           tf.as_dtype(compute_dtype).name)
+    trainer = _TRAINERS.get(key)
+    if trainer is None:
+        own = copy.deepcopy(net)
+        chosen = [own.variables[i] for i in key[3]]
+        slow = [own.variables[i] for i in key[4]]
+        trainer = _TRAINERS[key] = Trainer(own, chosen, schedule, compute_dtype, slow)
+    return trainer
 
-    def extract(images):
-        return tf.concat([compiled(images[i:i + EVAL_CHUNK])
-                          for i in range(0, int(images.shape[0]), EVAL_CHUNK)], axis=0)
-    return extract
+
+def extract_features(features, images):
+    """`features(images)` in chunks (memory stays bounded), float32 [n, d].
+
+    Compiled once per process for every module of `features`' structure: the module's values
+    are loaded into the process's own copy, whose graph is traced once.
+    """
+    key = tuple(tuple(v.shape) for v in features.variables)
+    if key not in _EXTRACTORS:
+        own = copy.deepcopy(features)
+
+        def extract(images):
+            TRACES.append("features")
+            return own(images)
+        _EXTRACTORS[key] = (own, tf.function(
+            extract, autograph=False,
+            input_signature=[tf.TensorSpec([None, *own.input_shape], tf.float32)]))
+    own, compiled = _EXTRACTORS[key]
+    for target, value in zip(own.variables, features.variables, strict=True):
+        target.assign(value)
+    n = int(images.shape[0])
+    return tf.concat([compiled(images[i:i + EVAL_CHUNK]) for i in range(0, n, EVAL_CHUNK)],
+                     axis=0)
+
+
+def start(config, net, train_x, test_x):
+    """The process's Trainer for `config`'s run of `net`, loaded with that run.
+
+    Returns (trainer, trained, train_x, test_x): what trains (`net`, or only its classifier
+    when exactly the features are frozen: they never change, so they are computed once here
+    and the classifier trains on them) and the inputs it trains and is evaluated on. Uses of
+    `config`: mode, transfer_layers, transferred_lr_scale, lr, lr_schedule, samples,
+    batch_size, precision and seed.
+    """
+    variables = trainable_variables(net, config.mode, config.transfer_layers)
+    slow = ()
+    if config.mode == "finetune" and config.transferred_lr_scale != 1:
+        slow = copied_variables(net, config.transfer_layers)
+    trained = net
+    if config.mode == "frozen" and config.transfer_layers == len(net.layers) - len(
+            net.classifier.layers):
+        train_x = extract_features(net.features, train_x)
+        test_x = extract_features(net.features, test_x)
+        trained = net.classifier
+    trainer = trainer_for(trained, variables, config.lr_schedule, config.precision, slow)
+    steps = config.eval_every // config.batch_size
+    trainer.compile(steps, config.batch_size)
+    if config.samples % config.eval_every:  # a shorter last window
+        trainer.compile(config.samples % config.eval_every // config.batch_size,
+                        config.batch_size)
+    trainer.start(config.seed, config.lr, schedule_steps(config.samples, config.batch_size),
+                  slow_learning_rate=config.lr * config.transferred_lr_scale, weights=trained)
+    return trainer, trained, train_x, test_x
+
+
+def clear_cache():
+    """Forgets the process's compiled functions (the tests use it to count traces from zero)."""
+    _TRAINERS.clear()
+    _EXTRACTORS.clear()

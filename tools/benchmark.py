@@ -24,9 +24,7 @@ hardware.
 import dataclasses
 import gc
 import json
-import math
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -56,9 +54,16 @@ flags.DEFINE_bool("quick", False, "Smoke version: 300 samples per run, evaluatio
                   "representative.")
 flags.DEFINE_integer("precision_samples", 20_000, "Training samples of each run of the "
                      "bfloat16-vs-float32 comparison (scratch and finetune at p=0.1, 3 seeds).")
+flags.DEFINE_integer("whole_samples", 20_000, "Training samples of each whole-process run "
+                     "(scratch, frozen and finetune at p=0.1, each side in a fresh process).")
+flags.DEFINE_integer("memory_runs", 50, "Runs of the long-process measurement (peak memory "
+                     "after 5 runs and after this many, and each run's time outside compiled "
+                     "calls); at least 6.")
 flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic", "precision",
-                                  "eval_chunk"],
+                                  "eval_chunk", "keras_whole", "memory"],
                   "Internal: measure one side in this process and write it to --side_out.")
+flags.DEFINE_enum("whole_mode", None, ["scratch", "frozen", "finetune"],
+                  "Internal: with --side=keras_whole, the mode of the one run to make.")
 flags.DEFINE_integer("eval_chunk", None, "Internal: with --side=eval_chunk, the test images "
                      "per forward pass to measure.")
 flags.DEFINE_string("side_out", None, "Internal: the JSON file --side writes.")
@@ -93,6 +98,11 @@ class Settings:
     floor_evals: int    # bare evaluations per floor measurement
     warm_up: bool       # one untimed run first, so process start-up lands in no figure
     quick: bool
+    whole_samples: int = 20_000  # per whole-process run
+    whole_p: float = 0.1
+    memory_runs: int = 50
+    memory_samples: int = 2000  # per run of the long-process measurement
+    memory_p: float = 0.01
 
     def side_flags(self):
         """The flags that make a side process resolve these same settings."""
@@ -100,12 +110,16 @@ class Settings:
             return ["--quick"]
         return [f"--samples={self.samples}", f"--repeats={self.repeats}",
                 f"--p={','.join(map(repr, self.ps))}",
-                f"--study_samples={self.study_samples}"]
+                f"--study_samples={self.study_samples}",
+                f"--whole_samples={self.whole_samples}", f"--memory_runs={self.memory_runs}"]
 
 
 QUICK = Settings(samples=300, eval_every=100, repeats=1, ps=(0.005,), study_p=0.005,
-                 study_samples=200, floor_windows=2, floor_evals=2, warm_up=False, quick=True)
-BUDGET_FLAGS = ("samples", "repeats", "p", "study_samples")  # what --quick sets itself
+                 study_samples=200, floor_windows=2, floor_evals=2, warm_up=False, quick=True,
+                 whole_samples=300, whole_p=0.005, memory_runs=8, memory_samples=200,
+                 memory_p=0.005)
+BUDGET_FLAGS = ("samples", "repeats", "p", "study_samples", "whole_samples",
+                "memory_runs")  # what --quick sets itself
 
 
 def load_mnist():
@@ -126,7 +140,10 @@ def settings_from_flags():
         return QUICK
     if FLAGS.repeats < 1:
         raise ValueError(f"--repeats={FLAGS.repeats} must be at least 1")
-    for name in ("samples", "study_samples"):
+    if FLAGS.memory_runs < 6:
+        raise ValueError(f"--memory_runs={FLAGS.memory_runs} must be at least 6 (it compares "
+                         "with the peak after 5 runs)")
+    for name in ("samples", "study_samples", "whole_samples"):
         value = FLAGS[name].value
         if value < 2 * EVAL_EVERY or value % EVAL_EVERY:
             raise ValueError(f"--{name}={value} must be a multiple of {EVAL_EVERY} (the "
@@ -144,15 +161,13 @@ def settings_from_flags():
     return Settings(samples=FLAGS.samples, eval_every=EVAL_EVERY, repeats=FLAGS.repeats,
                     ps=tuple(dict.fromkeys(ps)), study_p=STUDY_P,
                     study_samples=FLAGS.study_samples, floor_windows=20, floor_evals=10,
-                    warm_up=True, quick=False)
+                    warm_up=True, quick=False, whole_samples=FLAGS.whole_samples,
+                    memory_runs=FLAGS.memory_runs)
 
 
 def progress(line):
     # stderr, so that stdout holds the table alone
     print(line, file=sys.stderr, flush=True)
-
-
-PROGRESS_LINE = re.compile(r"(\d+)/\d+ samples")
 
 
 class Stopwatch:
@@ -165,11 +180,9 @@ class Stopwatch:
     def mark(self, samples):
         self.marks.append((time.perf_counter() - self.start, samples))
 
-    def log(self, line):
-        """tltransfer's progress callback: it reports after the first window and the last."""
-        match = PROGRESS_LINE.search(line)
-        if match:
-            self.mark(int(match.group(1)))
+    def progress(self, event):
+        """tltransfer's progress callback: a Progress event after every evaluation."""
+        self.mark(event.samples)
 
     def timing(self, samples):
         """The run's figures, its garbage collected first and charged to it.
@@ -183,7 +196,7 @@ class Stopwatch:
         total = time.perf_counter() - self.start
         if len(self.marks) < 2 or self.marks[-1][1] != samples:
             raise RuntimeError(f"expected progress after the first and the last window, got "
-                               f"{self.marks}; has tltransfer's progress line changed?")
+                               f"{self.marks}")
         (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
         steady = 1000 * (t1 - t0) / (s1 - s0)
         return {"s_per_1000": steady, "total_s": total,
@@ -214,7 +227,19 @@ def keras_images(images):
     return images[..., None].astype("float32") / 255
 
 
-def evaluate_every(x_test, y_test, every_batches, budget_batches, watch):
+def keras_dataset(x, y, batch, shuffle=False):
+    """A student's tf.data pipeline for Keras, with autotuning off (DESIGN.md: the autotuner
+    can stall for seconds when an iterator is deleted, which would flatter tltransfer)."""
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=0).repeat()
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch).with_options(options)
+
+
+def evaluate_every(test, every_batches, budget_batches, watch):
     """The student's callback: evaluate on the whole test set every few batches."""
     import keras
 
@@ -226,7 +251,7 @@ def evaluate_every(x_test, y_test, every_batches, budget_batches, watch):
         def on_train_batch_end(self, batch, logs=None):
             self.batches += 1
             if self.batches % every_batches == 0:
-                self.model.evaluate(x_test, y_test, verbose=0)
+                self.model.evaluate(test, verbose=0)
                 watch.mark(self.batches * BATCH)
             if self.batches == budget_batches:
                 self.model.stop_training = True
@@ -246,7 +271,9 @@ class KerasSide:
     def train(self, task, mode, samples, source, watch):
         """Builds, copies conv weights, compiles and fits one net; returns it."""
         import keras
-        x, x_test = keras_images(task.x_train), keras_images(task.x_test)
+        train = keras_dataset(keras_images(task.x_train), task.y_train, BATCH, shuffle=True)
+        # Keras's default batch for evaluate, as a student's call has it
+        test = keras_dataset(keras_images(task.x_test), task.y_test, 32)
         net = keras_net(task.num_classes)
         if mode in ("frozen", "finetune"):
             for layer, source_layer in zip(net.layers[:2], source.layers[:2]):
@@ -254,10 +281,10 @@ class KerasSide:
                 layer.trainable = mode == "finetune"
         net.compile(optimizer=keras.optimizers.Adam(LR), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"])
-        callback = evaluate_every(x_test, task.y_test, self.settings.eval_every // BATCH,
-                                  samples // BATCH, watch)
-        net.fit(x, task.y_train, batch_size=BATCH, epochs=math.ceil(samples / len(x)),
-                verbose=0, callbacks=[callback])
+        callback = evaluate_every(test, self.settings.eval_every // BATCH, samples // BATCH,
+                                  watch)
+        net.fit(train, epochs=1, steps_per_epoch=samples // BATCH, verbose=0,
+                callbacks=[callback])
         return net
 
     def run(self, p, mode, samples):
@@ -303,7 +330,8 @@ class TltransferSide:
         net = model.CNN(self.tasks[p].num_classes, config.seed, config.dropout)
         if mode in ("frozen", "finetune"):
             experiment.copy_layers(net, self.source_weights)
-        experiment.fit(config, self.tasks[p], net, run_dir, watch.log)
+        experiment.fit(config, self.tasks[p], net, run_dir, log=lambda line: None,
+                       progress=watch.progress)
         return watch.timing(samples)
 
     def study_slice(self, samples):
@@ -315,7 +343,8 @@ class TltransferSide:
         timings = {}
         for mode, config in configs.items():
             watch = Stopwatch()
-            experiment.run(config, logdir, log=watch.log, mnist=self.mnist)
+            experiment.run(config, logdir, log=lambda line: None, mnist=self.mnist,
+                           progress=watch.progress)
             timings[mode] = watch.timing(samples)
         return timings
 
@@ -337,7 +366,8 @@ def bare_rates(net, variables, inputs, labels, test_inputs, test_labels, setting
     """Floor rates of one Trainer: samples/s of train windows, images/s of evaluations."""
     import tensorflow as tf
     from tltransfer import train
-    trainer = train.Trainer(net, variables, LR, seed=0, compute_dtype=precision)
+    trainer = train.Trainer(net, variables, compute_dtype=precision)
+    trainer.start(seed=0, learning_rate=LR)
     window = tf.random.stateless_uniform([FLOOR_STEPS, batch], seed=[0, 0], minval=0,
                                          maxval=int(inputs.shape[0]), dtype=tf.int32)
     trainer.train_window(inputs, labels, window)  # traces; tracing is start-up, not rate
@@ -364,9 +394,9 @@ def measure_floor(settings, mnist):
     progress("floor: whole CNN")
     full = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y, settings)
     progress("floor: classifier on cached features")
-    extract = train.feature_extractor(net.features)
     frozen = bare_rates(net.classifier, net.classifier.trainable_variables,
-                        extract(train_x), train_y, extract(test_x), test_y, settings)
+                        train.extract_features(net.features, train_x), train_y,
+                        train.extract_features(net.features, test_x), test_y, settings)
     if settings.quick:  # the structure is checked on the two floors the runs compare with
         return {"full": full, "frozen": frozen}
     progress("floor: whole CNN in bfloat16")
@@ -409,7 +439,7 @@ def measure_eval_chunk(chunk, mnist):
     task = data.target_task(mnist, STUDY_P)
     test_x, test_y = data.images_tensor(task.x_test), tf.constant(task.y_test)
     net = model.CNN(task.num_classes, seed=0)
-    trainer = train.Trainer(net, net.trainable_variables, LR, seed=0)
+    trainer = train.Trainer(net, net.trainable_variables)
     trainer.evaluate(test_x, test_y)
     rate = best_rate(lambda: trainer.evaluate(test_x, test_y), int(test_x.shape[0]), 8, 3)
     return {"eval_images_per_s": rate, "rss_mib": peak_rss_mib()}
@@ -435,15 +465,152 @@ def measure_runs(side, name, settings):
                             for mode in slices[0]}}
 
 
+# A fresh interpreter that times `import tensorflow`, writes it to argv[1], then runs the module
+# named in argv[2] as `python -m` would, with the rest of argv as its arguments.
+WHOLE_CHILD = """import json, runpy, sys, time
+start = time.perf_counter()
+import tensorflow
+with open(sys.argv[1], "w") as f:
+    json.dump({"import_s": time.perf_counter() - start}, f)
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def whole_process(module, *args):
+    """Seconds of a fresh `python -m module args` minus its `import tensorflow`, and that
+    import's seconds: everything a user waits for but TensorFlow's own loading."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "import.json")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", WHOLE_CHILD, out, module, *args], cwd=REPO,
+                              capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{module} {' '.join(args)} failed (exit status "
+                               f"{done.returncode}): {done.stderr[-2000:]}")
+        with open(out) as f:
+            imported = json.load(f)["import_s"]
+    return {"total_s": seconds - imported, "import_s": imported}
+
+
+def measure_whole(settings):
+    """Each mode's run as a whole process, each side fresh: tltransfer's command line (its
+    source net already trained, as in a study) against the Keras script of the same run."""
+    eval_every = settings.eval_every
+    common = ["--dropout=0", "--seed=0", f"--eval_every={eval_every}",
+              f"--source_samples={2 * eval_every}"]
+    figures = {mode: {"keras": [], "tltransfer": []} for mode in MODES}
+    with tempfile.TemporaryDirectory(prefix="tltransfer-whole-") as tmp:
+        sources = os.path.join(tmp, "sources")
+        whole_process("tltransfer.main", "--mode=source", *common, f"--logdir={sources}")
+        source = Config(mode="source", source_samples=2 * eval_every).name
+        for repeat in range(settings.repeats):
+            for mode in MODES:
+                logdir = os.path.join(tmp, f"{mode}{repeat}")
+                os.makedirs(logdir)
+                os.symlink(os.path.join(sources, source), os.path.join(logdir, source))
+                figures[mode]["tltransfer"].append(whole_process(
+                    "tltransfer.main", f"--mode={mode}", f"--p={settings.whole_p}", *common,
+                    f"--train_samples={settings.whole_samples}", f"--logdir={logdir}"))
+                figures[mode]["keras"].append(whole_process(
+                    "tools.benchmark", "--side=keras_whole", f"--whole_mode={mode}",
+                    f"--side_out={os.path.join(tmp, 'keras.json')}", *settings.side_flags()))
+                progress(f"whole process: {mode} repeat {repeat + 1}/{settings.repeats}: keras "
+                         f"{figures[mode]['keras'][-1]['total_s']:.2f} s, tltransfer "
+                         f"{figures[mode]['tltransfer'][-1]['total_s']:.2f} s")
+    runs = []
+    for mode in MODES:
+        run = {"mode": mode}
+        for side in SIDES:
+            repeats = figures[mode][side]
+            run[side] = {key: statistics.median(r[key] for r in repeats)
+                         for key in ("total_s", "import_s")}
+            run[side]["repeats_total_s"] = [r["total_s"] for r in repeats]
+        run["ratio"] = run["keras"]["total_s"] / run["tltransfer"]["total_s"]
+        runs.append(run)
+    return {"p": settings.whole_p, "samples": settings.whole_samples, "runs": runs}
+
+
+def measure_keras_whole(settings, mnist):
+    """The Keras side of a whole-process run: one run, then the process ends."""
+    from tltransfer import data
+    task = data.target_task(mnist, settings.whole_p)
+    side = KerasSide(settings, mnist, {settings.whole_p: task})
+    side.run(settings.whole_p, FLAGS.whole_mode, settings.whole_samples)
+    return {}
+
+
+def current_rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
+def measure_memory(settings, mnist):
+    """One long process of runs of the same shapes (a source net, then its scratch, frozen and
+    finetune runs, seed after seed), as a study makes them: peak memory after 5 runs and after
+    all, and each run's seconds outside compiled calls (its wall time minus its training
+    windows and evaluations, from its Progress events, and its feature extraction)."""
+    import tensorflow as tf
+    from tltransfer import experiment, train
+    tf.config.experimental.enable_op_determinism()
+    extract, extracting = train.extract_features, [0.0]
+
+    def timed_extract(*args):
+        start = time.perf_counter()
+        features = extract(*args)
+        extracting[0] += time.perf_counter() - start
+        return features
+    train.extract_features = timed_extract
+    configs, seed = [], 0
+    while len(configs) < settings.memory_runs:
+        target = Config(mode="scratch", p=settings.memory_p, seed=seed,
+                        train_samples=settings.memory_samples,
+                        source_samples=settings.memory_samples, eval_every=settings.eval_every)
+        configs += [target.source()] + [dataclasses.replace(target, mode=mode) for mode in MODES]
+        seed += 1
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tltransfer-memory-") as logdir:
+        for config in configs[:settings.memory_runs]:
+            events, extracting[0] = [], 0.0
+            start = time.perf_counter()
+            experiment.run(config, logdir, log=lambda line: None, mnist=mnist,
+                           progress=events.append)
+            wall = time.perf_counter() - start
+            compiled = events[-1].train_seconds + extracting[0]
+            runs.append({"mode": config.mode, "wall_s": wall, "compiled_s": compiled,
+                         "outside_s": wall - compiled, "rss_mib": current_rss_mib(),
+                         "peak_rss_mib": peak_rss_mib()})
+    return {"p": settings.memory_p, "samples": settings.memory_samples, "runs": runs}
+
+
+def memory_summary(memory):
+    """Peak RSS after 5 runs and after all; seconds outside compiled calls per run, for the
+    first run of each shape and for the later ones."""
+    runs = memory["runs"]
+    seen, first, later = set(), [], []
+    for run in runs:
+        (later if run["mode"] in seen else first).append(run["outside_s"])
+        seen.add(run["mode"])
+    return {"runs": len(runs), "peak_after_5_mib": runs[4]["peak_rss_mib"],
+            "peak_after_all_mib": runs[-1]["peak_rss_mib"],
+            "growth_mib": runs[-1]["peak_rss_mib"] - runs[4]["peak_rss_mib"],
+            "outside_first_s": first, "outside_later_median_s": statistics.median(later),
+            "outside_later_max_s": max(later)}
+
+
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def measure_side(name, settings):
+    mnist = load_mnist()
+    if name == "keras_whole":  # first, so that the process does nothing else
+        return measure_keras_whole(settings, mnist)
     import keras
     import tensorflow as tf
     from tltransfer import data, train
-    mnist = load_mnist()
     tasks = {p: data.target_task(mnist, p) for p in (*settings.ps, settings.study_p)}
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
     if name == "keras":
@@ -455,6 +622,8 @@ def measure_side(name, settings):
         return measure_precision(mnist)
     if name == "eval_chunk":
         return measure_eval_chunk(FLAGS.eval_chunk, mnist)
+    if name == "memory":
+        return measure_memory(settings, mnist)
     with tempfile.TemporaryDirectory(prefix="tltransfer-benchmark-") as workdir:
         figures = measure_runs(TltransferSide(settings, mnist, tasks, workdir), name, settings)
     rss = peak_rss_mib()  # before the floor, whose cached features of p=1.0 are no run's
@@ -677,6 +846,30 @@ def table(report):
             f"{t['s_per_1000']:>8.3f}{study['tltransfer']['per_run_s'][mode]:>9.1f}")
     lines.append(f"total: keras {hours(study['keras']['total_s'])}, tltransfer "
                  f"{hours(study['tltransfer']['total_s'])}, ratio {study['ratio']:.2f}")
+    whole = report["whole"]
+    lines += ["", f"whole process: one run per process, each side fresh, minus `import "
+                  f"tensorflow` (p={whole['p']:g}, {whole['samples']:,} samples; tltransfer's "
+                  "command line with its source net trained before; median of "
+                  f"{s['repeats']})",
+              f"{'mode':<10}{'keras s':>9}{'tltransfer s':>14}{'ratio':>7}  | import tensorflow "
+              "s: keras, tltransfer"]
+    for r in whole["runs"]:
+        k, t = r["keras"], r["tltransfer"]
+        lines.append(f"{r['mode']:<10}{k['total_s']:>9.2f}{t['total_s']:>14.2f}"
+                     f"{r['ratio']:>7.2f}  | {k['import_s']:.2f}, {t['import_s']:.2f}")
+    memory = report["memory"]
+    m = memory["summary"]
+    lines += ["", f"long process: {m['runs']} tltransfer runs in one process (source, scratch, "
+                  f"frozen, finetune, seed after seed; p={memory['p']:g}, {memory['samples']:,} "
+                  "samples each)",
+              f"  peak RSS after 5 runs {m['peak_after_5_mib']:,.0f} MiB, after {m['runs']} "
+              f"{m['peak_after_all_mib']:,.0f} MiB ({m['growth_mib']:+,.0f} MiB)",
+              "  seconds per run outside compiled calls (wall - training windows, evaluations "
+              "and feature extraction):",
+              "    first run of each mode: " + ", ".join(f"{x:.2f}" for x in
+                                                       m["outside_first_s"]),
+              f"    later runs: median {m['outside_later_median_s']:.3f}, max "
+              f"{m['outside_later_max_s']:.3f}"]
     rss = report["rss_mib"]
     lines += ["", "peak RSS, each side in its own process (tltransfer's before its floor): "
               + ", ".join(f"{side} {rss[side]:,.0f} MiB" for side in SIDES),
@@ -684,10 +877,9 @@ def table(report):
               "notes:",
               "- " + ("each side first makes one untimed warm-up run" if s["warm_up"]
                       else "no warm-up run: the first run pays process start-up"),
-              "- Keras fit and evaluate build their own tf.data pipelines from the NumPy arrays "
-              "(autotuning as Keras leaves it);",
-              "  the callback's evaluate uses Keras's default batch of 32, as a student's "
-              "call does",
+              "- Keras fit and evaluate read tf.data pipelines with autotuning off (shuffled, "
+              "batch 100; the callback's",
+              "  evaluate in Keras's default batch of 32, as a student's call has it)",
               "- every run's time ends with a garbage collection, so each run pays for freeing its "
               "own objects",
               "  (Keras's tf.data iterators) rather than a later run",
@@ -702,6 +894,11 @@ def benchmark(settings):
         progress(f"measuring the {name} side")
         sides[name] = run_side(name, settings)
     report = combine(settings, sides)
+    progress("measuring whole processes")
+    report["whole"] = measure_whole(settings)
+    progress(f"measuring a long process of {settings.memory_runs} runs")
+    report["memory"] = run_side("memory", settings)
+    report["memory"]["summary"] = memory_summary(report["memory"])
     if not settings.quick:
         progress("measuring the floor without op determinism")
         report["floor_nondeterministic"] = run_side("nondeterministic", settings)["floor"]
