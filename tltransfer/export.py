@@ -1,0 +1,153 @@
+"""TensorBoard events of a study -> tidy CSV for the report.
+
+    python -m tltransfer.export --logdir=logs --out=results.csv
+
+Reads every complete run directly under --logdir (a valid result.json marks it complete) and
+writes, deterministically ordered:
+  results.csv        one row per (run, tag, step): COLUMNS
+  results_runs.csv   one row per run: RUN_COLUMNS
+  results_meta.json  the commands that made the runs, refused commands, versions, data hash
+The columns follow Config's fields, so a field added to Config reaches the CSV by itself.
+TensorFlow (to read event files) is imported only once the flags are parsed.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from tltransfer.config import Config
+
+SETTINGS = ["run", *(f.name for f in dataclasses.fields(Config)), "n_train", "samples"]
+COLUMNS = SETTINGS + ["tag", "step", "value"]
+RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
+
+
+class ExportError(Exception):
+    pass
+
+
+def find_runs(logdir):
+    """(complete, incomplete, failed): result dicts of complete runs, names of the others."""
+    from tltransfer import rundir
+    complete, incomplete, failed = [], [], []
+    for name in sorted(n.rstrip("/") for n in rundir.gfile.listdir(logdir)):
+        run_dir = os.path.join(logdir, name)
+        if not rundir.gfile.exists(os.path.join(run_dir, rundir.CONFIG_FILE)):
+            continue
+        result = rundir.read_json(os.path.join(run_dir, rundir.RESULT_FILE))
+        if isinstance(result, dict) and "config" in result:
+            complete.append(result)
+        elif rundir.gfile.exists(os.path.join(run_dir, rundir.FAILED_FILE)):
+            failed.append(name)
+        else:
+            incomplete.append(name)
+    return complete, incomplete, failed
+
+
+def settings(result):
+    """The run's row head; a field added to Config after the run was made has its default."""
+    config = {**dataclasses.asdict(Config()), **result["config"]}
+    budget = config["source_samples" if config["mode"] == "source" else "train_samples"]
+    return {**{key: config.get(key) for key in SETTINGS}, "run": result["run"],
+            "n_train": result["n_train"], "samples": budget}
+
+
+def rows(logdir, results):
+    from tltransfer import rundir
+    for result in results:
+        head = settings(result)
+        scalars = rundir.read_scalars(os.path.join(logdir, result["run"]))
+        for tag, points in sorted(scalars.items()):
+            for step in sorted(points):
+                yield {**head, "tag": tag, "step": step, "value": repr(points[step])}
+
+
+def meta(logdir, results):
+    """Provenance: the commands that trained or finished these runs (and commands written
+    before studies.jsonl said what they did), refused commands apart, versions, data hash."""
+    from tltransfer import rundir, study
+    names = {r["run"] for r in results}
+    commands, refused, flagfiles, versions, hashes = [], [], set(), {}, set()
+    history, lines = os.path.join(logdir, study.INVOCATIONS), []
+    if rundir.gfile.exists(history):
+        with rundir.gfile.GFile(history) as f:
+            lines = f.read().splitlines()
+    for entry in (json.loads(line) for line in lines if line.strip()):
+        args = entry["argv"][1:]
+        command = " ".join(["python -m tltransfer.main", *args])
+        if entry.get("status") == "refused":
+            refused.append({"command": command, "reason": entry.get("reason", "")})
+        elif "status" not in entry or names & set(entry.get("runs", ())):
+            commands.append(command)
+            flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
+    for result in results:
+        config = rundir.read_json(os.path.join(logdir, result["run"], rundir.CONFIG_FILE))
+        versions.update(config.get("versions", {}))
+        hashes.add(config.get("data_sha256"))
+    return {"logdir": os.path.abspath(logdir) if rundir.is_local(logdir) else logdir,
+            "commands": list(dict.fromkeys(commands)), "refused_commands": refused,
+            "flagfiles": sorted(flagfiles), "versions": versions,
+            "data_sha256": sorted(h for h in hashes if h)}
+
+
+def write_csv(path, columns, records):
+    from tltransfer import rundir
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    rundir.write_text_atomic(path, text.getvalue())
+
+
+def export(logdir, out):
+    """Writes the three files; returns (runs, rows, incomplete run names, failed run names)."""
+    from tltransfer import rundir
+    if not rundir.gfile.isdir(logdir):
+        raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
+                          "that tltransfer.main wrote")
+    results, incomplete, failed = find_runs(logdir)
+    if not results:
+        raise ExportError(f"no complete runs under {logdir} ({len(incomplete)} incomplete, "
+                          f"{len(failed)} failed); run `python -m tltransfer.main` (again) to "
+                          "finish them")
+    stem = os.path.splitext(out)[0]
+    rundir.gfile.makedirs(os.path.dirname(out) or ".")
+    tidy = list(rows(logdir, results))
+    write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
+              [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
+                "test_loss": repr(r["test_loss"])} for r in results])
+    rundir.write_json_atomic(f"{stem}_meta.json", {**meta(logdir, results),
+                                                   "failed_runs": failed,
+                                                   "incomplete_runs": incomplete})
+    write_csv(out, COLUMNS, tidy)  # last: the file the report reads
+    return len(results), len(tidy), incomplete, failed
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
+    import tensorflow as tf
+    try:
+        runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
+    except (ExportError, OSError, tf.errors.OpError) as e:
+        sys.exit(f"error: {e}")
+    if incomplete:
+        print(f"left out {len(incomplete)} incomplete run(s): {', '.join(incomplete)}")
+    if failed:
+        print(f"left out {len(failed)} failed run(s) (see their failed.json): "
+              f"{', '.join(failed)}")
+    print(f"wrote {count} rows from {runs} runs to {FLAGS.out}")
+
+
+FLAGS = flags.FLAGS
+
+if __name__ == "__main__":
+    flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
+    flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
+                        "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
+    app.run(main)

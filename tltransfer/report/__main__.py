@@ -1,0 +1,36 @@
+"""python -m tltransfer.report --csv=results.csv --out=report"""
+
+import os
+import shlex
+import sys
+
+from absl import app, flags
+
+from tltransfer.report import document
+from tltransfer.report.results import ReportError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("csv", "results.csv", "Tidy results CSV from python -m tltransfer.export.")
+flags.DEFINE_string("out", "report", "Directory to write the report into (replaced if it "
+                    "holds an earlier report).")
+flags.DEFINE_string("thresholds", document.DEFAULT_THRESHOLDS,
+                    "Test accuracies (fractions) for the samples-to-threshold table.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --csv=... --out=...")
+    try:
+        thresholds = document.parse_thresholds(FLAGS.thresholds)
+        files = document.build(FLAGS.csv, FLAGS.out, thresholds,
+                               "python -m tltransfer.report " + shlex.join(sys.argv[1:]))
+    except ReportError as error:
+        sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: cannot write the report to {FLAGS.out}: {error}; check the path and "
+                 "its permissions")
+    print(f"wrote {os.path.join(FLAGS.out, 'report.md')} and {len(files) - 1} other files")
+
+
+if __name__ == "__main__":
+    app.run(main)
