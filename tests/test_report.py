@@ -422,7 +422,7 @@ def test_the_report_imports_no_tensorflow():
 def test_committed_study_gives_the_old_reports_numbers():
     a = analysis.analyze(results.load_runs(os.path.join(REPO, "docs/study/results.csv")),
                          [0.9, 0.95, 0.98, 0.99])
-    assert a.swept == [] and len(a.runs) == 78
+    assert a.sensitivities == [] and len(a.runs) == 78
     stats_rows = tables.statistics("s", "s", a.comparisons).display()
     # (comparison, p, dropout, difference, CI low, CI high, p-value) of the old statistics.csv
     for expected in (("frozen vs scratch", "0.005", "0", "+4.68", "+3.91", "+5.45", "< 0.001"),

@@ -2,13 +2,10 @@
 
     python -m tltransfer.export --logdir=logs --out=results.csv
 
-Reads every complete run directly under --logdir (a valid result.json marks it complete) and
-writes, deterministically ordered:
-  results.csv        one row per (run, tag, step): COLUMNS
-  results_runs.csv   one row per run: RUN_COLUMNS
-  results_meta.json  the commands that made the runs, refused commands, versions, data hash
-The columns follow Config's fields, so a field added to Config reaches the CSV by itself.
-TensorFlow (to read event files) is imported only once the flags are parsed.
+Writes, from every complete run (a valid result.json) directly under --logdir, deterministically
+ordered: results.csv (COLUMNS: a row per run, tag and step), results_runs.csv (RUN_COLUMNS: a
+row per run) and results_meta.json (provenance). The columns follow Config's fields.
+TensorFlow, to read the event files, is imported only once the flags are parsed.
 """
 
 import csv

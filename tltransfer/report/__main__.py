@@ -13,15 +13,21 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("csv", "results.csv", "Tidy results CSV from python -m tltransfer.export.")
 flags.DEFINE_string("out", "report", "Directory to write the report into (replaced if it "
                     "holds an earlier report).")
-flags.DEFINE_string("thresholds", document.DEFAULT_THRESHOLDS,
-                    "Test accuracies (fractions) for the samples-to-threshold table.")
+flags.DEFINE_list("thresholds", "0.9,0.95,0.98,0.99", "Test accuracies (fractions) for the "
+                  "samples-to-threshold table.")
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --csv=... --out=...")
     try:
-        thresholds = document.parse_thresholds(FLAGS.thresholds)
+        thresholds = sorted({float(t) for t in FLAGS.thresholds})
+    except ValueError:
+        thresholds = []
+    if not thresholds or not all(0 < t <= 1 for t in thresholds):
+        sys.exit(f"error: --thresholds={','.join(FLAGS.thresholds)}: give test accuracies as "
+                 "fractions in (0, 1] separated by commas, e.g. 0.9,0.95")
+    try:
         files = document.build(FLAGS.csv, FLAGS.out, thresholds,
                                "python -m tltransfer.report " + shlex.join(sys.argv[1:]))
     except ReportError as error:

@@ -1,12 +1,8 @@
 """Everything the report states, computed once into plain objects that tables, figures and
-prose only read.
-
-Runs are never pooled across settings: a group holds the seeds of one configuration (every
-field its mode depends on but the seed). The lab's axes are mode, p, dropout and seed; every
-other field that takes several values in the CSV is a swept setting. The main tables use the
-runs at the baseline (each field at Config's default where the CSV has it, else at its most
-common value); a run that differs from the baseline in one swept setting is in that setting's
-sensitivity analysis; a run that differs in more is listed as left out.
+prose only read. A group holds the seeds of one configuration: runs are never pooled across
+settings. The main tables hold the runs at the baseline; a run off it in one swept setting
+(beyond mode, p, dropout, seed) is in that setting's sensitivity analysis; one off it in more
+is listed as left out.
 """
 
 import collections
@@ -31,11 +27,9 @@ class Group:
 
     def __init__(self, runs, value=None):
         self.runs = sorted(runs, key=lambda r: (r.seed, r.name))
-        self.value = value  # the swept setting's value; None where the mode does not use it
-        first = self.runs[0]
-        self.mode, self.p, self.dropout, self.n_train = first.mode, first.p, first.dropout, \
-            first.n_train
-        self.key = (self.mode, self.p, self.dropout)
+        self.value = value  # a swept setting's value; None where the mode does not use it
+        self.mode, self.p, self.dropout = self.key = runs[0].mode, runs[0].p, runs[0].dropout
+        self.n_train = runs[0].n_train
         self.finals = np.array([r.final for r in self.runs])
         self.summary = stats.summarize(self.finals)
         self.area = stats.summarize([stats.curve_area(*r.test_curve) for r in self.runs])
@@ -68,7 +62,7 @@ def group_runs(runs, value=lambda run: None):
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """a vs b (two modes at one p and dropout, or two dropouts of one mode), tested; lead:
-    (sign, step from which it holds, first step) of the mean curves, None if no shared step."""
+    (sign, step from which it holds, first step) of the mean curves, None if none shared."""
     a: Group
     b: Group
     test: stats.Welch
@@ -87,8 +81,7 @@ class Comparison:
 
 
 def compare(a, b, value=None):
-    steps_a, mean_a, _, _ = a.mean_curve()
-    steps_b, mean_b, _, _ = b.mean_curve()
+    (steps_a, mean_a, _, _), (steps_b, mean_b, _, _) = a.mean_curve(), b.mean_curve()
     steps = np.intersect1d(steps_a, steps_b)
     lead = (*stats.lasting_lead(steps, mean_a[np.searchsorted(steps_a, steps)],
                                 mean_b[np.searchsorted(steps_b, steps)]), int(steps[0])) \
@@ -99,13 +92,21 @@ def compare(a, b, value=None):
 def comparisons(groups, pairs=PAIRS, dropout_effect=True, value=None):
     """The mode pairs per (p, dropout), then dropout 0.5 vs 0 per (mode, p)."""
     found = [compare(g, groups[(second, g.p, g.dropout)], value) for g in groups.values()
-             for first, second in pairs
-             if g.mode == first and (second, g.p, g.dropout) in groups]
+             for first, second in pairs if g.mode == first and (second, *g.key[1:]) in groups]
     found.sort(key=lambda c: (c.a.p, c.a.dropout, PAIRS.index((c.a.mode, c.b.mode))))
     return found + [compare(g, groups[(g.mode, g.p, NO_DROPOUT)]) for g in sorted(
         groups.values(), key=lambda g: (g.p, mode_rank(g.mode)))
         if dropout_effect and g.mode in TARGET_MODES and g.dropout == LAB_DROPOUT
         and (g.mode, g.p, NO_DROPOUT) in groups]
+
+
+def split(items):
+    """How comparisons split: ahead, behind (each also: significantly), level, the largest."""
+    count = collections.Counter((c.sign, c.test.significant) for c in items)
+    return dict(n=len(items), up=count[1, True] + count[1, False], up_sig=count[1, True],
+                down=count[-1, True] + count[-1, False], down_sig=count[-1, True],
+                level=count[0, True] + count[0, False],
+                largest=max(items, key=lambda c: abs(c.test.diff)) if items else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,50 +131,19 @@ def efficiencies(groups):
     return sorted(rows, key=lambda e: (mode_rank(e.group.mode), e.group.p, e.group.dropout))
 
 
-@dataclasses.dataclass(frozen=True)
-class Tally:
-    """How a list of comparisons splits: ahead / behind (how many significantly), level."""
-    items: tuple
-
-    def __len__(self):
-        return len(self.items)
-
-    def count(self, sign, significant=False):
-        return sum(stats.direction(c.test.diff) == sign and (c.test.significant or
-                                                             not significant)
-                   for c in self.items)
-
-    @property
-    def largest(self):
-        return max(self.items, key=lambda c: abs(c.test.diff))
-
-
-@dataclasses.dataclass(frozen=True)
-class Conclusion:
-    """A lab conclusion (a gain significant in the main tables) checked at each value of a
-    swept setting: {value: (outcome, the comparison there or None)}."""
-    main: Comparison
-    at: dict
-
-
-    @property
-    def holds_everywhere(self):
-        return all(outcome == "holds" for outcome in self.at.values())
-
-
 @dataclasses.dataclass
 class Sensitivity:
     setting: str
     values: list
     groups: dict  # (value, mode, p, dropout) -> Group; value None: the mode does not use it
     gains: list  # Comparisons of GAINS at each value, p and dropout
-    conclusions: list
+    conclusions: list  # (significant main gain, {value: outcome}, holds at every value)
 
 
 def outcome(main, test):
     if test is None:
         return "not run"
-    if stats.direction(test.diff) != stats.direction(main.test.diff):
+    if stats.direction(test.diff) != main.sign:
         return "reversed" if stats.direction(test.diff) else "level"
     return "holds" if test.significant else "same direction, not significant"
 
@@ -183,25 +153,24 @@ def sensitivity(setting, runs, baseline, main):
     uses = [r for r in runs if setting in r.relevant()]
     values = sorted({r.config[setting] for r in uses})
     cells = {(r.p, r.dropout) for r in uses if r.config[setting] != baseline[setting]}
-    runs = [r for r in runs if (r.p, r.dropout) in cells]
     groups, gains = {}, []
     for value in values:
-        at = group_runs([r for r in runs if r.config[setting] == value or r not in uses],
+        at = group_runs([r for r in runs if (r.p, r.dropout) in cells and (
+            setting not in r.relevant() or r.config[setting] == value)],
                         lambda r: r.config[setting] if setting in r.relevant() else None)
         groups.update({(g.value, *key): g for key, g in at.items() if g.mode in TARGET_MODES})
         gains += [c for c in comparisons(at, GAINS, False, value) if c.a.value is not None]
-    keyed = {(c.value, c.a.key, c.b.key): c.test for c in gains}
-    conclusions = [Conclusion(c, {v: outcome(c, keyed.get((v, c.a.key, c.b.key)))
-                                  for v in values})
-                   for c in main if (c.a.mode, c.b.mode) in GAINS and c.test.significant
-                   and (c.a.p, c.a.dropout) in cells and (None, *c.a.key) not in groups]
-    return Sensitivity(setting, values, dict(sorted(groups.items(), key=_group_order)), gains,
+    tests = {(c.value, c.a.key, c.b.key): c.test for c in gains}
+    conclusions = []
+    for c in main:
+        if (c.a.mode, c.b.mode) in GAINS and c.test.significant and c.a.key[1:] in cells \
+                and (None, *c.a.key) not in groups:
+            at = {v: outcome(c, tests.get((v, c.a.key, c.b.key))) for v in values}
+            conclusions.append((c, at, all(o == "holds" for o in at.values())))
+    order = lambda item: (*item[0][2:], mode_rank(item[0][1]), item[0][0] is not None,  # noqa
+                          str(item[0][0]))
+    return Sensitivity(setting, values, dict(sorted(groups.items(), key=order)), gains,
                        conclusions)
-
-
-def _group_order(item):
-    (value, mode, p, dropout), _ = item
-    return p, dropout, mode_rank(mode), value is not None, str(value)
 
 
 def baseline_of(runs):
@@ -222,46 +191,39 @@ def differences(run, baseline):
 
 @dataclasses.dataclass
 class Findings:
-    """What the key findings rest on, picked from the analysis."""
+    """What the key findings rest on, picked from the main comparisons."""
     best: Comparison = None  # the largest significant gain of transfer over scratch
-    best_efficiency: Efficiency = None
-    stops: tuple = None  # (p, its gains at best's dropout): from p on no gain is significant
+    efficiency: Efficiency = None  # the scratch images that would match it
+    stops: tuple = None  # (p, gains there): from p on no gain is significant, best's dropout
     hurts: list = ()  # gains significantly below zero
     finetune_frozen: list = ()  # finetune vs frozen at best's dropout, smallest and largest p
     open: list = ()  # comparisons left open ("not significant")
-    dropout: Tally = Tally(())  # dropout 0.5 vs 0, per mode and p
-
-    @property
-    def detectable(self):
-        """(smallest, largest) difference the open comparisons could detect."""
-        values = [c.test.detectable for c in self.open]
-        return min(values), max(values)
-
-    @property
-    def seeds(self):
-        """(fewest, most) seeds per side that would decide the open comparisons."""
-        values = [c.test.seeds for c in self.open if not np.isnan(c.test.seeds)]
-        return min(values), max(values)
+    detectable: tuple = ()  # (smallest, largest) difference the open ones could detect
+    seeds: tuple = ()  # (fewest, most) seeds per side that would decide them
+    dropout: dict = None  # split() of dropout 0.5 vs 0
 
 
-def findings(comparisons_, efficiencies_):
-    gains = [c for c in comparisons_ if (c.a.mode, c.b.mode) in GAINS]
-    won = [c for c in gains if c.test.significant and c.test.diff > 0]
-    common = dict(open=[c for c in comparisons_ if c.test.verdict == "not significant"],
-                  dropout=Tally(tuple(c for c in comparisons_ if c.a.mode == c.b.mode)))
-    if not won:
-        return Findings(**common)
-    best = max(won, key=lambda c: c.test.diff)
-    same = [c for c in gains if c.a.dropout == best.a.dropout]
-    ps = sorted({c.a.p for c in same})
-    later = [p for p in ps if not any(c in won for c in same if c.a.p >= p)]
-    pair = [c for c in comparisons_ if (c.a.mode, c.b.mode) == PAIRS[2]
-            and c.a.dropout == best.a.dropout]
-    return Findings(
-        best, next((e for e in efficiencies_ if e.group is best.a), None),
-        (later[0], [c for c in same if c.a.p == later[0]]) if later else None,
-        [c for c in gains if c.test.significant and c.test.diff < 0],
-        [pair[0], pair[-1]] if len(pair) > 1 else pair, **common)
+def findings(main, efficiencies_):
+    left = [c for c in main if c.test.verdict == "not significant"]
+    seeds = [c.test.seeds for c in left if not np.isnan(c.test.seeds)] or [np.nan]
+    detectable = [c.test.detectable for c in left] or [np.nan]
+    found = Findings(open=left, detectable=(min(detectable), max(detectable)),
+                     seeds=(min(seeds), max(seeds)),
+                     dropout=split([c for c in main if c.a.mode == c.b.mode]))
+    gains = [c for c in main if (c.a.mode, c.b.mode) in GAINS]
+    won = [c for c in gains if c.test.significant and c.sign > 0]
+    if won:
+        found.best = best = max(won, key=lambda c: c.test.diff)
+        found.efficiency = next((e for e in efficiencies_ if e.group is best.a), None)
+        same = [c for c in gains if c.a.dropout == best.a.dropout]
+        later = [p for p in sorted({c.a.p for c in same})
+                 if not any(c in won for c in same if c.a.p >= p)]
+        found.stops = (later[0], [c for c in same if c.a.p == later[0]]) if later else None
+        found.hurts = [c for c in gains if c.test.significant and c.sign < 0]
+        pair = [c for c in main if (c.a.mode, c.b.mode) == PAIRS[2]
+                and c.a.dropout == best.a.dropout]
+        found.finetune_frozen = pair[:1] + pair[1:][-1:]
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,9 +243,9 @@ class Assignment:
                        and g.dropout in self.dropouts),
                       key=lambda g: (g.p, mode_rank(g.mode), g.dropout))
 
-    def comparisons(self, comparisons_):
-        return [c for c in comparisons_ if ((c.a.mode, c.b.mode) in self.pairs
-                                            and c.a.dropout == self.pair_dropout)
+    def comparisons(self, main):
+        return [c for c in main if ((c.a.mode, c.b.mode) in self.pairs and
+                                    c.a.dropout == self.pair_dropout)
                 or (self.dropout_effect and c.a.mode == c.b.mode)]
 
 
@@ -300,29 +262,19 @@ ASSIGNMENTS = (
 class Analysis:
     runs: list
     baseline: dict
-    swept: list  # the fields beyond the lab's axes that take several values
     groups: dict  # the main tables' groups, (mode, p, dropout) -> Group
     comparisons: list
     efficiencies: list
     thresholds: list
-    sensitivities: list
-    left_out: dict  # differences -> names of the runs in no table
+    sensitivities: list  # one per swept setting
+    left_out: dict  # differences from the baseline -> names of the runs in no table
     findings: Findings
 
-    def tally(self, mode_a, mode_b, dropout=None):
-        return Tally(tuple(c for c in self.comparisons if (c.a.mode, c.b.mode) == (mode_a, mode_b)
-                           and (dropout is None or c.a.dropout == dropout)))
-
-    def order_changes(self):
-        """[(comparison at dropout 0.5, the same at 0)] of the mode pairs: those whose order
-        (ahead, behind, level) differs, and how many were compared."""
-        base = {(c.a.mode, c.b.mode, c.a.p): c for c in self.comparisons
-                if c.a.mode != c.b.mode and c.a.dropout == NO_DROPOUT}
-        pairs = [(c, base[(c.a.mode, c.b.mode, c.a.p)]) for c in self.comparisons
-                 if c.a.mode != c.b.mode and c.a.dropout == LAB_DROPOUT
-                 and (c.a.mode, c.b.mode, c.a.p) in base]
-        return [(c, b) for c, b in pairs if stats.direction(c.test.diff) !=
-                stats.direction(b.test.diff)], len(pairs)
+    def pair(self, mode_a, mode_b, dropout):
+        """(the comparisons of a mode pair at one dropout, their split())."""
+        items = [c for c in self.comparisons
+                 if (c.a.mode, c.b.mode, c.a.dropout) == (mode_a, mode_b, dropout)]
+        return items, split(items)
 
 
 def analyze(runs, thresholds):
@@ -330,14 +282,13 @@ def analyze(runs, thresholds):
     baseline = baseline_of(tested)
     swept = [f for f in DEFAULTS if f not in LAB_AXES
              and len({r.config[f] for r in tested if f in r.relevant()}) > 1]
-    by_difference = collections.defaultdict(list)
+    off = collections.defaultdict(list)
     for run in tested:
-        by_difference[differences(run, baseline)].append(run)
-    groups = group_runs(by_difference.pop((), []))
-    main = comparisons(groups)
+        off[differences(run, baseline)].append(run)
+    groups = group_runs(off.pop((), []))
+    main, found = comparisons(groups), efficiencies(groups)
     sensitivities = [sensitivity(f, [r for r in tested if set(differences(r, baseline)) <=
                                      {(f, r.config[f])}], baseline, main) for f in swept]
-    left_out = {d: [r.name for r in rs] for d, rs in by_difference.items() if len(d) > 1}
-    found = efficiencies(groups)
-    return Analysis(runs, baseline, swept, groups, main, found, thresholds, sensitivities,
-                    left_out, findings(main, found))
+    return Analysis(runs, baseline, groups, main, found, thresholds, sensitivities,
+                    {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1},
+                    findings(main, found))

@@ -26,7 +26,7 @@ class ReportError(Exception):
     """The report cannot be made; the message says what is wrong and how to fix it."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Run:
     name: str
     config: dict  # every Config field -> its value; run.mode, run.p ... read it

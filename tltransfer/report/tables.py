@@ -31,17 +31,9 @@ def pct(fraction):
     return None if missing(fraction) else 100 * fraction
 
 
-def two(x):
-    return f"{x:.2f}"
-
-
 def signed(x):
     """Signed to 2 decimals, never '-0.00'."""
     return f"{round(x, 2) + 0.0:+.2f}"
-
-
-def count(x):
-    return f"{x:,.0f}"
 
 
 def pvalue(p):
@@ -50,6 +42,9 @@ def pvalue(p):
 
 def seeds(n):
     return "> 1000" if math.isinf(n) else f"{n:.0f}"
+
+
+two, count = "{:.2f}".format, "{:,.0f}".format
 
 
 def plural(n, noun):
