@@ -36,12 +36,13 @@ def p_clause(p):
     return f"p {pvalue(p)}" if p < 0.001 else f"p = {pvalue(p)}"
 
 
-def test_text(test):
+def test_text(test, diff=True):
     """'+1.23 pp, 95% CI ... pp, p = 0.012' as far as the test is defined."""
+    head = f"{pp(test.diff)}, " if diff else ""
     if math.isnan(test.ci_low):
-        return f"{pp(test.diff)}, {test.verdict}"
-    return (f"{pp(test.diff)}, 95% CI {signed(100 * test.ci_low)} to "
-            f"{signed(100 * test.ci_high)} pp, {p_clause(test.pvalue)}")
+        return head + test.verdict
+    return (f"{head}95% CI {signed(100 * test.ci_low)} to {signed(100 * test.ci_high)} pp, "
+            f"{p_clause(test.pvalue)}")
 
 
 def power_text(test):
@@ -68,7 +69,9 @@ def lead_text(c):
     if c.lead is None or c.lead[0] == 0:
         return "the mean curves end level" if c.lead else "the mean curves share no steps"
     sign, step, first = c.lead
-    leader, trailer = (c.a.mode, c.b.mode) if sign > 0 else (c.b.mode, c.a.mode)
+    names = (c.a.mode, c.b.mode) if c.a.mode != c.b.mode else (
+        f"dropout {c.a.dropout:g}", f"dropout {c.b.dropout:g}")
+    leader, trailer = names if sign > 0 else names[::-1]
     if step == first:
         return f"{leader}'s mean curve is above {trailer}'s from the first evaluation " \
                f"({first:,} samples) on"
@@ -80,19 +83,22 @@ def images(g):
 
 
 def match_text(e):
-    relation = {"<=": "at most ", "~": "~", ">": "more than "}[e.match.relation]
-    return f"{relation}{count(e.match.n)} images ({e.ratio:.3g}x its {e.group.n_train:,})"
+    words, sign = {"<=": ("at most ", "<= "), "~": ("~", ""), ">": ("more than ", "> ")}[
+        e.match.relation]
+    return f"{words}{count(e.match.n)} images ({sign}{e.ratio:.3g}x its {e.group.n_train:,})"
 
 
 def bullet(c, efficiency=None):
     """One comparison, for reference: means, the test and its power, curves, area."""
+    same = c.a.mode == c.b.mode  # then the dropouts are compared: b -> a
     head = (f"{c.a.mode}, {images(c.a)}: final accuracy {pct(c.b.summary.mean)} -> "
-            f"{pct(c.a.summary.mean)}" if c.a.mode == c.b.mode else
+            f"{pct(c.a.summary.mean)}" if same else
             f"{images(c.a)}: {c.a.mode} {pct(c.a.summary.mean)} vs {c.b.mode} "
             f"{pct(c.b.summary.mean)}, {winner_text(c)}")
-    text = (f"- {head} ({test_text(c.test)}, {c.test.verdict}{power_text(c.test)}); "
-            f"{lead_text(c)}; area under the curve {pct(c.a.area.mean)} vs "
-            f"{pct(c.b.area.mean)}")
+    areas = (c.b, " -> ", c.a) if same else (c.a, " vs ", c.b)
+    text = (f"- {head} ({test_text(c.test, same)}, {c.test.verdict}{power_text(c.test)}); "
+            f"{lead_text(c)}; area under the curve {pct(areas[0].area.mean)}{areas[1]}"
+            f"{pct(areas[2].area.mean)}")
     if efficiency:
         text += f"; scratch would need {match_text(efficiency)} to match {c.a.mode}"
     return text + "."
@@ -102,7 +108,8 @@ def split_text(s, subject, ahead, behind, cells):
     text = (f"- {subject} {ahead} in {s['up']} of {plural(s['n'], cells)} ({s['up_sig']} "
             f"significantly) and {behind} in {s['down']} ({s['down_sig']} significantly)")
     return text + (f", level in {s['level']}" if s["level"] else "") + (
-        f"; the largest difference: {row(s['largest'])}, {pp(s['largest'].test.diff)}.")
+        f"; the largest: {s['largest'].label} at p = {s['largest'].a.p:g}, "
+        f"{pp(s['largest'].test.diff)}.")
 
 
 def discussion(analysis):
