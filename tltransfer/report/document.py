@@ -166,7 +166,8 @@ def write(doc, a, csv_path, meta, note, command):
                                         prose.gains_title(s.setting), s.gains, s.setting))
         doc.add(*prose.conclusion_lines(s))
         doc.figure(figures.sensitivity(s, doc.out_dir),
-                   f"Final test accuracy at each {s.setting} (mean ± std over seeds)")
+                   f"Final test accuracy at each {s.setting} (mean ± std over seeds; a flat "
+                   "line is a mode that does not use it)")
     if a.comparisons:
         doc.add("## All statistical tests", "")
         doc.table(tables.statistics("statistics", prose.STATISTICS, a.comparisons))

@@ -192,7 +192,7 @@ def conclusion_lines(s):
     if not s.conclusions:
         return [f"- No significant gain of the main tables falls where {s.setting} varies.", ""]
     return [f"- {c.a.mode} beats scratch at p = {c.a.p:g}, dropout {c.a.dropout:g} "
-            f"({pp(c.test.diff)} in the main tables): " + ", ".join(
+            f"({pp(c.test.diff)} in the main tables): " + "; ".join(
                 f"{s.setting} {value_text(v)} {o}" for v, o in at.items()) + " " +
             cite(gains_title(s.setting), row(c)) + "." for c, at, _ in s.conclusions] + [""]
 
