@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tltransfer import rundir, study
 from tltransfer.config import Config
-from tools import export_csv
+from tltransfer import export
 
 SETTINGS = dict(p=0.005, dropout=0.0, seed=0, train_samples=300, source_samples=200,
                 eval_every=100)
@@ -42,7 +42,7 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, mon
     study.run_all(configs, logdir, again.append, mnist)
     assert "0 to train" in again[0]
 
-    runs, count, incomplete, failed = export_csv.export(logdir, "ram://tltransfer-test/out.csv")
+    runs, count, incomplete, failed = export.export(logdir, "ram://tltransfer-test/out.csv")
     assert (runs, incomplete, failed) == (3, [], [])
     with tf.io.gfile.GFile("ram://tltransfer-test/out.csv") as f:
         table = list(csv.DictReader(io.StringIO(f.read())))

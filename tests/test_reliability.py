@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from tltransfer import experiment, rundir, study
 from tltransfer.config import Config
+from tltransfer import export
 from conftest import REPO, run_name
-from tools import export_csv
 
 TINY = ["--p=0.005", "--dropout=0", "--seed=0", "--train_samples=300", "--source_samples=200",
         "--eval_every=100"]
@@ -52,10 +52,10 @@ def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, mnis
     assert "diverged" in json.loads((run_dir / "failed.json").read_text())["reason"]
     # Failed stays failed: a second pass reports it again without training.
     assert study.run_all([diverging], str(tmp_path), quiet, mnist)[1] == failures
-    runs, _, incomplete, failed = export_csv.export(str(tmp_path), str(tmp_path / "r.csv"))
+    runs, _, incomplete, failed = export.export(str(tmp_path), str(tmp_path / "r.csv"))
     assert (runs, incomplete, failed) == (1, [], [diverging.name])
-    from tools import report
-    report.build_report(str(tmp_path / "r.csv"), str(tmp_path / "report"), [0.9], "test")
+    from tltransfer.report import document
+    document.build(str(tmp_path / "r.csv"), str(tmp_path / "report"), [0.9], "test")
     assert f"failed runs, left out: `{diverging.name}`" in (tmp_path / "report" / "report.md"
                                                             ).read_text()
 

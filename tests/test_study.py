@@ -10,8 +10,8 @@ import pytest
 
 from tltransfer import rundir, study
 from tltransfer.config import Config
+from tltransfer import export
 from conftest import REPO, run_name
-from tools import export_csv
 
 # The smoke flagfile, narrowed to 2 target runs + their source net to stay fast.
 SMOKE = ["--flagfile=flags/smoke.cfg", "--p=0.005", "--dropout=0", "--mode=scratch,frozen",
@@ -62,11 +62,11 @@ def test_second_invocation_trains_nothing_and_a_deleted_result_is_redone(smoke):
 def test_export_writes_one_row_per_run_tag_step(smoke, tmp_path):
     logdir, _ = smoke
     out = tmp_path / "results.csv"
-    runs, count, incomplete, failed = export_csv.export(logdir, str(out))
+    runs, count, incomplete, failed = export.export(logdir, str(out))
     assert (runs, incomplete, failed) == (3, [], [])
     with open(out) as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == export_csv.COLUMNS and len(table) == count
+    assert list(table[0]) == export.COLUMNS and len(table) == count
     keys = [(r["run"], r["tag"], int(r["step"])) for r in table]
     assert len(set(keys)) == len(keys)
     for name in RUNS:
@@ -88,13 +88,13 @@ def test_export_writes_one_row_per_run_tag_step(smoke, tmp_path):
 
 def test_export_is_deterministic_and_leaves_out_incomplete_runs(smoke, tmp_path):
     logdir, _ = smoke
-    export_csv.export(logdir, str(tmp_path / "a.csv"))
+    export.export(logdir, str(tmp_path / "a.csv"))
     unfinished = os.path.join(logdir, "scratch_p0.5_drop0_seed0")
     os.makedirs(unfinished)
     with open(os.path.join(unfinished, rundir.CONFIG_FILE), "w") as f:
         f.write("{}")
     try:
-        runs, _, incomplete, _ = export_csv.export(logdir, str(tmp_path / "b.csv"))
+        runs, _, incomplete, _ = export.export(logdir, str(tmp_path / "b.csv"))
     finally:
         os.remove(os.path.join(unfinished, rundir.CONFIG_FILE))
         os.rmdir(unfinished)
@@ -108,7 +108,7 @@ def test_export_refuses_a_log_root_without_runs(tmp_path, setup, message):
     logdir = tmp_path / "logs"
     if setup == "empty":
         logdir.mkdir()
-    out = subprocess.run([sys.executable, "tools/export_csv.py", f"--logdir={logdir}",
+    out = subprocess.run([sys.executable, "-m", "tltransfer.export", f"--logdir={logdir}",
                           f"--out={tmp_path / 'r.csv'}"], capture_output=True, text=True,
                          cwd=REPO, timeout=120)
     assert out.returncode != 0 and "Traceback" not in out.stderr

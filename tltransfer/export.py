@@ -1,32 +1,25 @@
 """TensorBoard events of a study -> tidy CSV for the report.
 
-    python tools/export_csv.py --logdir=logs --out=results.csv
+    python -m tltransfer.export --logdir=logs --out=results.csv
 
-Reads every complete run directly under --logdir (a valid result.json marks it complete) and
-writes, deterministically ordered:
-  results.csv        one row per (run, tag, step): the run's settings, tag, step, value
-  results_runs.csv   one row per run: its settings and final test accuracy and loss
-  results_meta.json  the commands that made the runs, package versions and the data hash
+Writes, from every complete run (a valid result.json) directly under --logdir, deterministically
+ordered: results.csv (COLUMNS: a row per run, tag and step), results_runs.csv (RUN_COLUMNS: a
+row per run) and results_meta.json (provenance). The columns follow Config's fields.
+TensorFlow, to read the event files, is imported only once the flags are parsed.
 """
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from tltransfer.config import Config
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
-flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
-                    "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
-
-SETTINGS = ["run", "mode", "p", "n_train", "dropout", "seed", "lr", "lr_schedule", "batch_size",
-            "train_samples", "precision", "source_classes", "target_classes", "subset",
-            "transfer_layers", "transferred_lr_scale"]
+SETTINGS = ["run", *(f.name for f in dataclasses.fields(Config)), "n_train", "samples"]
 COLUMNS = SETTINGS + ["tag", "step", "value"]
 RUN_COLUMNS = SETTINGS + ["test_accuracy", "test_loss"]
 
@@ -39,15 +32,14 @@ def find_runs(logdir):
     """(complete, incomplete, failed): result dicts of complete runs, names of the others."""
     from tltransfer import rundir
     complete, incomplete, failed = [], [], []
-    gfile = rundir.gfile
-    for name in sorted(n.rstrip("/") for n in gfile.listdir(logdir)):
+    for name in sorted(n.rstrip("/") for n in rundir.gfile.listdir(logdir)):
         run_dir = os.path.join(logdir, name)
-        if not gfile.exists(os.path.join(run_dir, rundir.CONFIG_FILE)):
+        if not rundir.gfile.exists(os.path.join(run_dir, rundir.CONFIG_FILE)):
             continue
         result = rundir.read_json(os.path.join(run_dir, rundir.RESULT_FILE))
         if isinstance(result, dict) and "config" in result:
             complete.append(result)
-        elif gfile.exists(os.path.join(run_dir, rundir.FAILED_FILE)):
+        elif rundir.gfile.exists(os.path.join(run_dir, rundir.FAILED_FILE)):
             failed.append(name)
         else:
             incomplete.append(name)
@@ -55,43 +47,47 @@ def find_runs(logdir):
 
 
 def settings(result):
-    import dataclasses
-    from tltransfer.config import Config
-    # Runs written before a setting existed had it at today's default.
+    """The run's row head; a field added to Config after the run was made has its default."""
     config = {**dataclasses.asdict(Config()), **result["config"]}
-    row = {key: config[key] for key in SETTINGS if key in config}
-    budget = "source_samples" if config["mode"] == "source" else "train_samples"
-    row.update(run=result["run"], n_train=result["n_train"], train_samples=config[budget])
-    return row
+    budget = config["source_samples" if config["mode"] == "source" else "train_samples"]
+    return {**{key: config.get(key) for key in SETTINGS}, "run": result["run"],
+            "n_train": result["n_train"], "samples": budget}
 
 
 def rows(logdir, results):
     from tltransfer import rundir
     for result in results:
-        base = settings(result)
+        head = settings(result)
         scalars = rundir.read_scalars(os.path.join(logdir, result["run"]))
         for tag, points in sorted(scalars.items()):
             for step in sorted(points):
-                yield {**base, "tag": tag, "step": step, "value": repr(points[step])}
+                yield {**head, "tag": tag, "step": step, "value": repr(points[step])}
 
 
-def meta(logdir, results, incomplete, failed):
+def meta(logdir, results):
+    """Provenance: the commands that trained or finished these runs (and commands written
+    before studies.jsonl said what they did), refused commands apart, versions, data hash."""
     from tltransfer import rundir, study
-    commands, flagfiles, versions, hashes = [], set(), {}, set()
-    history = os.path.join(logdir, study.INVOCATIONS)
+    names = {r["run"] for r in results}
+    commands, refused, flagfiles, versions, hashes = [], [], set(), {}, set()
+    history, lines = os.path.join(logdir, study.INVOCATIONS), []
     if rundir.gfile.exists(history):
         with rundir.gfile.GFile(history) as f:
-            for line in f:
-                args = json.loads(line)["argv"][1:]
-                commands.append(" ".join(["python -m tltransfer.main", *args]))
-                flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
+            lines = f.read().splitlines()
+    for entry in (json.loads(line) for line in lines if line.strip()):
+        args = entry["argv"][1:]
+        command = " ".join(["python -m tltransfer.main", *args])
+        if entry.get("status") == "refused":
+            refused.append({"command": command, "reason": entry.get("reason", "")})
+        elif "status" not in entry or names & set(entry.get("runs", ())):
+            commands.append(command)
+            flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
     for result in results:
         config = rundir.read_json(os.path.join(logdir, result["run"], rundir.CONFIG_FILE))
         versions.update(config.get("versions", {}))
         hashes.add(config.get("data_sha256"))
     return {"logdir": os.path.abspath(logdir) if rundir.is_local(logdir) else logdir,
-            "commands": list(dict.fromkeys(commands)),
-            "failed_runs": failed, "incomplete_runs": incomplete,
+            "commands": list(dict.fromkeys(commands)), "refused_commands": refused,
             "flagfiles": sorted(flagfiles), "versions": versions,
             "data_sha256": sorted(h for h in hashes if h)}
 
@@ -122,24 +118,33 @@ def export(logdir, out):
     write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
               [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
                 "test_loss": repr(r["test_loss"])} for r in results])
-    rundir.write_json_atomic(f"{stem}_meta.json", meta(logdir, results, incomplete, failed))
+    rundir.write_json_atomic(f"{stem}_meta.json", {**meta(logdir, results),
+                                                   "failed_runs": failed,
+                                                   "incomplete_runs": incomplete})
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
     return len(results), len(tidy), incomplete, failed
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
     import tensorflow as tf
     try:
         runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
     except (ExportError, OSError, tf.errors.OpError) as e:
         sys.exit(f"error: {e}")
     if incomplete:
-        print(f"left out {len(incomplete)} incomplete runs: {', '.join(incomplete)}")
+        print(f"left out {len(incomplete)} incomplete run(s): {', '.join(incomplete)}")
     if failed:
-        print(f"left out {len(failed)} failed runs (see their failed.json): {', '.join(failed)}")
+        print(f"left out {len(failed)} failed run(s) (see their failed.json): "
+              f"{', '.join(failed)}")
     print(f"wrote {count} rows from {runs} runs to {FLAGS.out}")
 
 
+FLAGS = flags.FLAGS
+
 if __name__ == "__main__":
+    flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
+    flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
+                        "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
     app.run(main)

@@ -1,0 +1,219 @@
+"""report.md and the files beside it, in the report's order. It is built in a temporary
+directory beside --out and renamed into place at the end, so a failed run never leaves a
+complete-looking report behind.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import matplotlib
+import numpy as np
+import scipy
+
+from tltransfer.report import analysis, figures, prose, results, tables
+from tltransfer.report.analysis import ASSIGNMENTS, LAB_AXES, TARGET_MODES
+from tltransfer.report.results import DEFAULTS, ReportError
+from tltransfer.report.tables import plural, value_text
+
+METHODS = ("Final accuracy = a run's test accuracy at its last recorded step. Statistics are "
+           "over seeds: std with ddof = 1, 95% CI from the t distribution; tests are Welch's "
+           "t-tests (two-sided, alpha = 0.05) with their power from the noncentral t: "
+           "'detectable' is the smallest difference the runs detect with probability 0.8, "
+           "'seeds per side to decide' how many seeds would detect the observed difference of "
+           "a comparison left open.")
+
+
+class Document:
+    """report.md's lines and the files written beside it."""
+
+    def __init__(self, out_dir):
+        self.out_dir, self.lines, self.files, self.skipped = out_dir, [], [], []
+
+    def add(self, *lines):
+        self.lines.extend(lines)
+
+    def skip(self, text):
+        self.skipped.append(text)
+        self.add(f"*Skipped: {text}*", "")
+
+    def table(self, table):
+        for extension, text in (("csv", table.csv()), ("tex", table.latex())):
+            self.files.append(f"{table.stem}.{extension}")
+            with open(os.path.join(self.out_dir, self.files[-1]), "w", encoding="utf-8") as f:
+                f.write(text)
+        self.add(*table.markdown())
+
+    def figure(self, drawn, caption):
+        self.files.extend(drawn[1])
+        self.add(f"![{caption}]({drawn[1][0]})", "", f"*{caption}* ([PDF]({drawn[1][1]}))", "")
+
+
+def code_list(value):
+    items = [value] if isinstance(value, str) else list(value or ())
+    return ", ".join(f"`{item}`" for item in items) or "none recorded"
+
+
+def provenance(csv_path, meta, note):
+    """The commands that made the runs (refused ones only as refused), versions, data."""
+    lines = ["## Provenance", ""]
+    if meta is None:
+        lines.append(f"- Export metadata: {note}")
+    else:
+        versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+        lines += [f"- Export metadata: `{results.meta_path(csv_path)}`",
+                  *(f"  - training command: `{c}`" for c in meta.get("commands") or ()),
+                  *(f"  - refused (trained nothing): `{r.get('command')}`: {r.get('reason')}"
+                    for r in meta.get("refused_commands") or ()),
+                  f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
+                  "  - training versions: " + (", ".join(
+                      f"{k} {versions[k]}" for k in sorted(versions)) or "none recorded"),
+                  f"  - data sha256: {code_list(meta.get('data_sha256'))}",
+                  f"  - logdir: {code_list(meta.get('logdir'))}"]
+        lines += [f"  - {key.replace('_', ' ')}, left out: {code_list(meta[key])}"
+                  for key in ("failed_runs", "incomplete_runs") if meta.get(key)]
+    return lines + [f"- Report made with Python {sys.version.split()[0]}, numpy "
+                    f"{np.__version__}, scipy {scipy.__version__}, matplotlib "
+                    f"{matplotlib.__version__}."]
+
+
+def settings_lines(a):
+    """Which settings vary, what the main tables hold, and the runs in no table."""
+    fixed = ", ".join(f"{f} {value_text(v) or repr(v)}" + (
+        "" if v == DEFAULTS[f] else " (not the default)")
+        for f, v in a.baseline.items() if f not in LAB_AXES)
+    lines = ["- Settings that vary beyond mode, p, dropout and seed: " + (", ".join(
+        f"{s.setting} ({', '.join(map(value_text, s.values))})" for s in a.sensitivities)
+        or "none") + ".", f"- The main tables hold the runs at {fixed}."]
+    ignored = [r.name for r in a.runs if r.mode not in ("source", *TARGET_MODES)
+               or r.test_curve is None]
+    if ignored:
+        lines.append(f"- Ignored (unknown mode or no test/accuracy): {', '.join(ignored)}.")
+    if a.left_out:
+        lines.append(f"- {plural(sum(map(len, a.left_out.values())), 'run')} differ from the "
+                     "main tables in more than one setting, so they are in no table:")
+    return lines + [f"  - {', '.join(f'{f} {value_text(v)}' for f, v in d)} "
+                    f"({plural(len(names), 'run')}): {', '.join(names)}"
+                    for d, names in a.left_out.items()]
+
+
+def write(doc, a, csv_path, meta, note, command):
+    points = sum(len(c[0]) for r in a.runs for c in r.curves.values())
+    doc.add("# Transfer learning on MNIST: results report", "", f"Generated by `{command}`", "",
+            f"Input: `{csv_path}`: {plural(len(a.runs), 'run')}, {points:,} data points.", "",
+            *prose.key_findings(a), *provenance(csv_path, meta, note), *settings_lines(a), "",
+            METHODS, "", "## 0-5 source nets", "")
+    sources = [g for g in a.groups.values() if g.mode == "source"]
+    targets = [g for g in a.groups.values() if g.mode in TARGET_MODES]
+    if sources:
+        doc.table(tables.source(sources))
+        doc.figure(figures.source_curves(sources, doc.out_dir),
+                   "0-5 source nets: test accuracy during training")
+    else:
+        doc.skip("no source runs at the main tables' settings: no 0-5 table or curve.")
+    doc.add("## Spec check: >= 99% test accuracy", "", *prose.spec_lines(a.groups), "")
+    for assignment in ASSIGNMENTS:
+        n = assignment.number
+        doc.add(f"## Assignment {n}: {assignment.title}", "")
+        absent = [f"{m} at dropout {d:g}" for m in assignment.modes for d in assignment.dropouts
+                  if not any(g.key[::2] == (m, d) for g in targets)]
+        if absent:
+            doc.skip(f"no runs for {', '.join(absent)}.")
+        if assignment.groups(a.groups):
+            doc.table(tables.accuracy(f"assignment{n}_accuracy", f"Assignment {n}: final test "
+                                      f"accuracy over seeds", assignment.groups(a.groups)))
+        if assignment.comparisons(a.comparisons):
+            doc.table(tables.statistics(f"assignment{n}_statistics", f"Assignment {n}: "
+                                        "Welch's t-tests", assignment.comparisons(a.comparisons)))
+    if not targets:
+        doc.skip("no 6-9 runs: no learning curves, box plots, convergence or efficiency.")
+    else:
+        doc.add("## Learning curves", "")
+        for dropout in sorted({g.dropout for g in targets}):
+            doc.figure(figures.learning_curves([g for g in targets if g.dropout == dropout],
+                                               dropout, doc.out_dir),
+                       f"Test accuracy during training, dropout {dropout:g} (y axis cut below "
+                       "the accuracies reached after the first tenth of training)")
+        doc.add("## Final-accuracy distributions", "")
+        doc.figure(figures.boxplots(targets, doc.out_dir),
+                   "Final test accuracy over seeds per p and mode (points = seeds)")
+        doc.add("## Convergence", "", "Mean training samples until the test accuracy first "
+                "reaches each threshold, over the runs that reached it, and the area under the "
+                "learning curve (trapezoid / step range: the mean test accuracy in training).",
+                "")
+        doc.table(tables.convergence(targets, a.thresholds))
+        doc.figure(figures.convergence(targets, a.thresholds, doc.out_dir), "Convergence: "
+                   "area under the learning curve and samples to each threshold (a point only "
+                   "where every seed reached it)")
+        doc.add("## Data efficiency", "")
+        doc.figure(figures.data_efficiency(targets, doc.out_dir),
+                   "Final test accuracy vs number of target training images")
+    if a.efficiencies:
+        doc.add("Scratch's mean final accuracy interpolated linearly in log n_train:", "")
+        doc.table(tables.efficiency(a.efficiencies))
+    for s in a.sensitivities:
+        doc.add(f"## Sensitivity to {s.setting}", "", f"Runs at the main tables' settings but "
+                f"for {s.setting}, in the (p, dropout) cells where it takes another value; "
+                "'any' marks a mode that does not use it.", "")
+        if not s.groups:
+            doc.skip(f"no run differs from the main tables in {s.setting} alone.")
+            continue
+        doc.table(tables.accuracy(f"sensitivity_{s.setting}_accuracy", f"Final test accuracy "
+                                  f"at each {s.setting}", s.groups.values(), s.setting))
+        if s.gains:
+            doc.table(tables.statistics(f"sensitivity_{s.setting}_gains",
+                                        prose.gains_title(s.setting), s.gains, s.setting))
+        doc.add(*prose.conclusion_lines(s))
+        doc.figure(figures.sensitivity(s, doc.out_dir),
+                   f"Final test accuracy at each {s.setting} (mean ± std over seeds; a flat "
+                   "line is a mode that does not use it)")
+    if a.comparisons:
+        doc.add("## All statistical tests", "")
+        doc.table(tables.statistics("statistics", prose.STATISTICS, a.comparisons))
+    doc.add(*prose.discussion(a))
+    if doc.skipped:
+        doc.add("## Not computed", "", *(f"- {text}" for text in doc.skipped), "")
+
+
+def build(csv_path, out_dir, thresholds, command):
+    """Reads the CSV and writes the whole report into out_dir; returns the file names.
+    Raises ReportError (bad input, or an out_dir that is not an earlier report)."""
+    runs = results.load_runs(csv_path)
+    meta, note = results.load_meta(csv_path)
+    check_out_dir(out_dir)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".report-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would make the published report private
+    try:
+        doc = Document(work)
+        write(doc, analysis.analyze(runs, thresholds), csv_path, meta, note, command)
+        with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as handle:
+            handle.write("\n".join(doc.lines).rstrip() + "\n")  # last: marks a whole report
+        check_out_dir(out_dir)
+        old = tempfile.mkdtemp(prefix=".report-old-", dir=parent)
+        kept = os.path.join(old, "report")
+        try:  # an earlier report is replaced only now, and put back if that fails
+            if os.path.exists(out_dir):
+                os.rename(out_dir, kept)
+            os.rename(work, out_dir)
+        except OSError:
+            if os.path.exists(kept):
+                os.rename(kept, out_dir)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sorted(doc.files) + ["report.md"]
+
+
+def check_out_dir(out_dir):
+    """Refuses to replace a directory that holds something other than an earlier report."""
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or (
+            os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "report.md")))):
+        raise ReportError(f"--out={out_dir} exists and is not an earlier report (no report.md "
+                          "in it); choose a new directory or remove it")

@@ -1,0 +1,150 @@
+"""The exporter's tidy CSV -> Runs that carry every Config field.
+
+A column missing from the CSV (a field added to Config after the export), or an empty cell,
+means the field's default. A CSV from before the `samples` column held a source net's budget
+in train_samples: it is moved to source_samples.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from tltransfer.config import IRRELEVANT, Config
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+REQUIRED = ("run", "mode", "n_train", "tag", "step", "value")
+TEST_ACCURACY = "test/accuracy"
+HINT = ("write it with `python -m tltransfer.export --logdir=logs --out=results.csv` or pass "
+        "the right file with --csv=PATH")
+REEXPORT = "re-export it with `python -m tltransfer.export`"
+
+
+class ReportError(Exception):
+    """The report cannot be made; the message says what is wrong and how to fix it."""
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+    name: str
+    config: dict  # every Config field -> its value; run.mode, run.p ... read it
+    n_train: int
+    samples: int
+    curves: dict  # tag -> (steps, values), by step
+
+    def __getattr__(self, field):
+        if field in DEFAULTS:
+            return self.config[field]
+        raise AttributeError(field)
+
+    @property
+    def test_curve(self):
+        return self.curves.get(TEST_ACCURACY)
+
+    @property
+    def final(self):
+        return float(self.test_curve[1][-1])
+
+    def relevant(self):
+        """The fields this run depends on (the others are stored at their defaults)."""
+        return [f for f in DEFAULTS if f not in IRRELEVANT.get(self.mode, ())]
+
+
+def _to_int(text):
+    if not float(text).is_integer():
+        raise ValueError(text)
+    return int(float(text))
+
+
+CONVERT = {**{f: {int: _to_int, float: float}.get(type(d), str) for f, d in DEFAULTS.items()},
+           "n_train": _to_int, "samples": _to_int, "step": _to_int, "value": float}
+
+
+def _convert(path, line, header, row):
+    if len(row) != len(header):
+        raise ReportError(f"{path} line {line} has {len(row)} fields but the header has "
+                          f"{len(header)}; {REEXPORT}")
+    cells = {c: text.strip() for c, text in zip(header, row) if text.strip()}
+    for column, text in cells.items():
+        try:
+            cells[column] = CONVERT.get(column, str)(text)
+        except ValueError:
+            kind = "integer" if CONVERT[column] is _to_int else "number"
+            raise ReportError(f"{path} line {line}: {column}={text!r} is not a valid {kind}; "
+                              f"{REEXPORT}") from None
+    return cells
+
+
+def _read(path):
+    """(header, [converted row dicts]) of the CSV's non-empty rows."""
+    if not os.path.isfile(path):
+        what = "is a directory, not a CSV file" if os.path.isdir(path) else "does not exist"
+        raise ReportError(f"{path} {what}; {HINT}")
+    try:  # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            table = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"cannot read {path}: {error}; {HINT}") from None
+    header = [cell.strip() for cell in table[0]] if table else []
+    if not any(header):
+        raise ReportError(f"{path} is empty; {HINT}")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ReportError(f"{path} lacks the column(s) {', '.join(missing)}; {HINT}")
+    return header, [_convert(path, line, header, row)
+                    for line, row in enumerate(table[1:], start=2) if any(row)]
+
+
+def load_runs(path):
+    """The runs in the CSV, sorted by (mode, p, dropout, seed, name); ReportError if bad."""
+    header, rows = _read(path)
+    heads, points = {}, {}
+    for row in rows:
+        config = {f: row.get(f, d) for f, d in DEFAULTS.items()}
+        if "samples" not in header and config["mode"] == "source":
+            config.update(source_samples=config["train_samples"],
+                          train_samples=DEFAULTS["train_samples"])
+        head = (config, row.get("n_train"), row.get("samples", config[
+            "source_samples" if config["mode"] == "source" else "train_samples"]))
+        if heads.setdefault(row["run"], head) != head:
+            raise ReportError(f"{path}: run {row['run']} has rows with different settings; "
+                              f"{REEXPORT}")
+        curve = points.setdefault(row["run"], {}).setdefault(row["tag"], {})
+        if row["step"] in curve:
+            raise ReportError(f"{path}: run {row['run']} has two {row['tag']} rows at step "
+                              f"{row['step']}; {REEXPORT}")
+        curve[row["step"]] = row["value"]
+    if not heads:
+        raise ReportError(f"{path} has a header but no data rows; {HINT}")
+    if not any(TEST_ACCURACY in tags for tags in points.values()):
+        raise ReportError(f"{path} has no {TEST_ACCURACY} rows, which every table and figure "
+                          f"needs; {HINT}")
+    runs = [Run(name, *head, {tag: (np.array(sorted(s), dtype=float),
+                                    np.array([s[k] for k in sorted(s)]))
+                              for tag, s in points[name].items()})
+            for name, head in heads.items()]
+    return sorted(runs, key=lambda r: (mode_rank(r.mode), r.p, r.dropout, r.seed, r.name))
+
+
+def mode_rank(mode):
+    order = ("source", "scratch", "frozen", "finetune")
+    return (order.index(mode), mode) if mode in order else (len(order), mode)
+
+
+def meta_path(csv_path):
+    return os.path.splitext(csv_path)[0] + "_meta.json"
+
+
+def load_meta(csv_path):
+    """(the export's meta dict or None, a note saying why it is None)."""
+    path = meta_path(csv_path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except FileNotFoundError:
+        return None, f"`{path}` is absent: commands, flagfiles, versions and data hash unknown."
+    except (OSError, ValueError) as error:
+        return None, f"`{path}` could not be read ({error}); provenance unknown."
+    return (meta, "") if isinstance(meta, dict) else (None, f"`{path}` is not a JSON object.")
