@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from tltransfer import experiment, rundir
+from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 
 INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
@@ -27,7 +28,9 @@ def plan(configs):
 
 
 class Clock:
-    """Estimates the time left from the seconds per trained sample seen so far, per mode."""
+    """Estimates the time left: the current run at its own training rate, the runs after it at
+    the seconds per sample (start-up included) of the finished runs of their mode, or of all
+    finished runs, or, while none has finished, at the current run's rate."""
 
     def __init__(self):
         self.start = time.perf_counter()
@@ -38,19 +41,20 @@ class Clock:
         self.seconds[config.mode] += seconds
         self.samples[config.mode] += config.samples
 
-    def left(self, remaining):
-        if not self.samples:
+    def left(self, current, remaining):
+        """`current`: the running run's latest experiment.Progress; `remaining`: the configs
+        after it. None while the current run has no rate yet."""
+        if current.samples <= current.start_samples:
             return None
-        overall = sum(self.seconds.values()) / sum(self.samples.values())
-        return sum(c.samples * (self.seconds[c.mode] / self.samples[c.mode]
-                                if self.samples[c.mode] else overall) for c in remaining)
+        own = 1 / current.samples_per_second
+        overall = (sum(self.seconds.values()) / sum(self.samples.values()) if self.samples
+                   else own)
+        return (own * (current.total - current.samples)
+                + sum(c.samples * (self.seconds[c.mode] / self.samples[c.mode]
+                                   if self.samples[c.mode] else overall) for c in remaining))
 
     def elapsed(self):
         return time.perf_counter() - self.start
-
-
-def plural(count, noun):
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def duration(seconds):
@@ -96,21 +100,26 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     while pending:
         deferred = []
         for i, config in enumerate(pending):
-            estimate = clock.left(pending[i:])  # None until a first run has been timed
             started = time.perf_counter()
+            prefix = f"[run {finished + 1}/{total}"
+            due = {}  # run -> samples at which to report it next: every tenth of its budget
 
-            def progress(line, k=finished + 1, estimate=estimate, started=started):
-                eta = ""
-                if estimate is not None:
-                    left = max(estimate - (time.perf_counter() - started), 0)
-                    eta = f", ~{duration(left)} left"
-                log(f"[run {k}/{total} {duration(clock.elapsed())}{eta}] {line}")
+            def log_line(line, eta="", prefix=prefix):
+                log(f"{prefix} {duration(clock.elapsed())}{eta}] {line}")
+
+            def progress(event, config=config, after=pending[i + 1:], due=due):
+                if event.samples < due.get(event.run, 0) and event.samples < event.total:
+                    return
+                due[event.run] = event.samples + max(event.total // 10, 1)
+                left = clock.left(event, after if event.run == config.name else [config, *after])
+                log_line(experiment.progress_line(event),
+                         "" if left is None else f", ~{duration(left)} left")
 
             try:
                 done = rundir.completed_result(config, logdir)  # another process finished it
                 results[config] = done or experiment.run(
-                    config, logdir, log=progress, mnist=mnist, wait=False,
-                    checkpoint_seconds=checkpoint_seconds)
+                    config, logdir, log=log_line, mnist=mnist, wait=False,
+                    checkpoint_seconds=checkpoint_seconds, progress=progress)
                 if done is None:
                     trained.append(config)
                     clock.record(config, time.perf_counter() - started)
