@@ -57,6 +57,11 @@ def parse_flags(argv):
         sys.exit(f"error: {message}{where}; fix it, or see --help for the flags")
 
 
+def plural(count, noun):
+    """'1 run', '2 runs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def run(main):
     """app.run(main) with one-line flag errors."""
     app.run(main, flags_parser=parse_flags)

@@ -15,8 +15,10 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from tltransfer import cli, quiet_import
+from tltransfer.cli import plural
 from tltransfer.config import Config
 
 SETTINGS = ["run", *(f.name for f in dataclasses.fields(Config)), "n_train", "samples"]
@@ -128,17 +130,17 @@ def export(logdir, out):
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
-    import tensorflow as tf
+    tf = quiet_import.tensorflow()
     try:
         runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
     except (ExportError, OSError, tf.errors.OpError) as e:
         sys.exit(f"error: {e}")
     if incomplete:
-        print(f"left out {len(incomplete)} incomplete run(s): {', '.join(incomplete)}")
+        print(f"left out {plural(len(incomplete), 'incomplete run')}: {', '.join(incomplete)}")
     if failed:
-        print(f"left out {len(failed)} failed run(s) (see their failed.json): "
+        print(f"left out {plural(len(failed), 'failed run')} (see their failed.json): "
               f"{', '.join(failed)}")
-    print(f"wrote {count} rows from {runs} runs to {FLAGS.out}")
+    print(f"wrote {plural(count, 'row')} from {plural(runs, 'run')} to {FLAGS.out}")
 
 
 FLAGS = flags.FLAGS
@@ -147,4 +149,4 @@ if __name__ == "__main__":
     flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
     flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
                         "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
-    app.run(main)
+    cli.run(main)

@@ -238,13 +238,13 @@ def main(argv):
     else:
         record("trained" if trained else "nothing to do")
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
-    print(f"\n{study.plural(len(results), 'run')} complete under {FLAGS.logdir} after "
+    print(f"\n{cli.plural(len(results), 'run')} complete under {FLAGS.logdir} after "
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")
     if failures:
         for config, reason in failures.items():
             print(f"FAILED {config.name}: {reason}", file=sys.stderr)
-        sys.exit(f"error: {len(failures)} of {study.plural(len(failures) + len(results), 'run')} "
+        sys.exit(f"error: {len(failures)} of {cli.plural(len(failures) + len(results), 'run')} "
                  "failed; delete a failed run's directory to try it again")
 
 

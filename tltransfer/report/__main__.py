@@ -4,8 +4,9 @@ import os
 import shlex
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from tltransfer import cli
 from tltransfer.report import document
 from tltransfer.report.results import ReportError
 
@@ -35,8 +36,9 @@ def main(argv):
     except OSError as error:
         sys.exit(f"error: cannot write the report to {FLAGS.out}: {error}; check the path and "
                  "its permissions")
-    print(f"wrote {os.path.join(FLAGS.out, 'report.md')} and {len(files) - 1} other files")
+    print(f"wrote {os.path.join(FLAGS.out, 'report.md')} and "
+          f"{cli.plural(len(files) - 1, 'other file')}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,7 +15,8 @@ import scipy
 from tltransfer.report import analysis, figures, prose, results, tables
 from tltransfer.report.analysis import ASSIGNMENTS, LAB_AXES, TARGET_MODES
 from tltransfer.report.results import DEFAULTS, ReportError
-from tltransfer.report.tables import plural, value_text
+from tltransfer.cli import plural
+from tltransfer.report.tables import value_text
 
 METHODS = ("Final accuracy = a run's test accuracy at its last recorded step. Statistics are "
            "over seeds: std with ddof = 1, 95% CI from the t distribution; tests are Welch's "

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tltransfer.cli import plural  # noqa: E402
 from tltransfer.report.analysis import SPEC_ACCURACY, TARGET_MODES  # noqa: E402
-from tltransfer.report.tables import plural, value_text  # noqa: E402
+from tltransfer.report.tables import value_text  # noqa: E402
 
 MODE_COLORS = {"source": "C7", "scratch": "C0", "frozen": "C1", "finetune": "C2"}
 STYLES = ("-", "--", ":", "-.")

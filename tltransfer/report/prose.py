@@ -7,7 +7,8 @@ A citation [Table: row] names the table and the row a sentence rests on.
 import math
 
 from tltransfer.report.analysis import ASSIGNMENTS, LAB_DROPOUT, SPEC_ACCURACY
-from tltransfer.report.tables import count, plural, pvalue, signed, value_text
+from tltransfer.cli import plural
+from tltransfer.report.tables import count, pvalue, signed, value_text
 
 STATISTICS, EFFICIENCY = "All statistical tests", "Data efficiency"
 

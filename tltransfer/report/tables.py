@@ -47,10 +47,6 @@ def seeds(n):
 two, count = "{:.2f}".format, "{:,.0f}".format
 
 
-def plural(n, noun):
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def value_text(x):
     return f"{x:g}" if isinstance(x, float) else str(x)
 
