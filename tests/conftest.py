@@ -15,10 +15,29 @@ from tltransfer.config import Config  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_module(module, *args, **kwargs):
+    """`python -m MODULE ARGS` from the repository root, its output captured."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          **{"cwd": REPO, "timeout": 300, **kwargs})
+
+
 def run_main(*args, **kwargs):
-    """`python -m tltransfer.main ARGS` from the repository root, its output captured."""
-    return subprocess.run([sys.executable, "-m", "tltransfer.main", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=300, **kwargs)
+    return run_module("tltransfer.main", *args, **kwargs)
+
+
+def error_line(out):
+    """The line a refused or failed command ends with, after checking that it did end so: a
+    non-zero exit, no traceback, and a last line that says what went wrong."""
+    assert out.returncode != 0, out.stdout
+    assert "Traceback" not in out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(("error: ", "interrupted")), out.stderr
+    return last
+
+
+def flags_of(settings):
+    """Config settings as tltransfer.main's flags: {'p': 0.005} -> ['--p=0.005']."""
+    return [f"--{name}={value}" for name, value in settings.items()]
 
 
 def run_name(mode, **settings):

@@ -35,7 +35,7 @@ def scratch_run(tmp_path_factory, mnist):
 
 def test_end_to_end_run_writes_result_and_curve(scratch_run):
     logdir, config, result, events = scratch_run
-    run_dir = os.path.join(logdir, "scratch_p0.01_drop0_seed1")
+    run_dir = os.path.join(logdir, config.name)
     with open(os.path.join(run_dir, "result.json")) as f:
         assert json.load(f) == result
     assert result["n_train"] == 200 and result["n_test"] == 3969
@@ -82,8 +82,8 @@ def test_hparams_are_every_config_field_and_the_training_images():
 
 
 def test_hparams_are_written(scratch_run):
-    logdir, _, _, _ = scratch_run
-    run_dir = os.path.join(logdir, "scratch_p0.01_drop0_seed1")
+    logdir, config, _, _ = scratch_run
+    run_dir = os.path.join(logdir, config.name)
     plugin_tags = set()
     for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
         for raw in tf.data.TFRecordDataset(path):
@@ -106,11 +106,16 @@ def test_complete_run_is_reused_not_retrained(scratch_run, mnist):
     assert os.stat(result_path).st_mtime_ns == before and lines == []
 
 
-def test_finished_run_with_other_settings_is_refused(scratch_run, mnist):
-    logdir, config, _, _ = scratch_run
-    changed = Config(**{**config.__dict__, "lr": 0.01})
+def test_finished_run_with_other_settings_is_refused(tmp_path, mnist):
+    # Other settings get another name; a clash needs a directory written otherwise (by another
+    # version, say) under this run's name.
+    config = Config(mode="scratch", p=0.005, train_samples=100, eval_every=100)
+    assert Config(**{**config.__dict__, "lr": 0.01}).name != config.name
+    (tmp_path / config.name).mkdir()
+    (tmp_path / config.name / "result.json").write_text(
+        json.dumps({"config": {**dataclasses.asdict(config), "lr": 0.01}}))
     with pytest.raises(rundir.RunError, match="other settings.*lr"):
-        experiment.run(changed, logdir, mnist=mnist)
+        experiment.run(config, str(tmp_path), mnist=mnist)
 
 
 def test_foreign_directory_is_not_overwritten(tmp_path, mnist):
@@ -163,10 +168,10 @@ def test_source_config_is_shared_across_p_and_mode():
 def test_other_classes_get_their_own_names_and_output_width(tmp_path, mnist):
     config = Config(mode="frozen", p=0.01, source_classes="0-4",
                     target_classes="5,6,7,8,9", subset="random", train_samples=200,
-                               source_samples=200, eval_every=100)
+                    source_samples=200, eval_every=100)
     assert config.target_classes == "5-9"  # canonical
-    assert config.name == "frozen_p0.01_drop0_seed0_from0-4_to5-9_random"
-    assert config.source().name == "source_drop0_seed0_from0-4"
+    assert config.name == "frozen_p0.01_drop0_seed0_from0-4_to5-9_random_n200_eval100_srcn200"
+    assert config.source().name == "source_drop0_seed0_from0-4_eval100_srcn200"
     assert Config().name == "finetune_p1_drop0_seed0"  # defaults keep the lab's names
     result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     assert result["n_train"] == 200 and result["n_test"] == int(np.sum(mnist.y_test >= 5))

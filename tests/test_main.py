@@ -1,16 +1,9 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def main(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tltransfer.main", *args], capture_output=True,
-                          text=True, cwd=cwd or REPO, timeout=300)
+from conftest import TINY, error_line, flags_of, run_main
 
 
 @pytest.mark.parametrize("args, message", [
@@ -24,22 +17,17 @@ def main(*args, cwd=None):
     (["--checkpoint_seconds=-1"], "--checkpoint_seconds=-1 must be 0"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, args, message):
-    out = main(*args, f"--logdir={tmp_path}")
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last
+    assert message in error_line(run_main(*args, f"--logdir={tmp_path}"))
     assert not any((tmp_path / name / "result.json").exists() for name in os.listdir(tmp_path))
 
 
 def test_main_runs_a_transfer_run_with_its_source(tmp_path):
-    out = main("--p=0.005", "--mode=frozen", "--dropout=0", "--seed=0", "--train_samples=200",
-               "--source_samples=200", "--eval_every=100", f"--logdir={tmp_path}")
+    out = run_main("--mode=frozen", "--dropout=0", *flags_of(TINY), f"--logdir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    frozen, source = ("frozen_p0.005_drop0_seed0_n200_eval100_srcn200",
-                      "source_drop0_seed0_eval100_srcn200")
+    frozen, source = ("frozen_p0.005_drop0_seed0_n300_eval100_srcn300",
+                      "source_drop0_seed0_eval100_srcn300")
     assert sorted(os.listdir(tmp_path)) == [".claims", frozen, source, "studies.jsonl"]
     result = json.loads((tmp_path / frozen / "result.json").read_text())
     assert result["source_run"] == source
-    assert f"{frozen}:     200/200 samples" in out.stdout
+    assert f"{frozen}:     300/300 samples" in out.stdout
     assert f"{100 * result['test_accuracy']:.2f} (n=1)" in out.stdout  # the summary table

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import run_main
+from conftest import TINY, error_line, flags_of, run_main
 from tltransfer import config as config_lib
 from tltransfer.config import Config
 
@@ -74,8 +74,7 @@ def test_target_only_settings_keep_the_source_net():
 
 
 # Tiny budgets: one target image set, two settings swept, a frozen run per cell.
-SWEEP = ["--mode=scratch,frozen", "--p=0.005", "--dropout=0", "--seed=0",
-         "--train_samples=200", "--source_samples=200", "--eval_every=100"]
+SWEEP = ["--mode=scratch,frozen", "--dropout=0", *flags_of(TINY)]
 
 
 def completed(logdir):
@@ -94,10 +93,9 @@ def sweep(tmp_path_factory):
 
 def test_a_sweep_lands_in_one_log_root_each_value_its_own_run(sweep):
     logdir, stdout = sweep
-    tiny = dict(p=0.005, train_samples=200, source_samples=200, eval_every=100)
-    cells = {(lr, batch): Config(mode="frozen", lr=lr, batch_size=batch, **tiny)
+    cells = {(lr, batch): Config(mode="frozen", lr=lr, batch_size=batch, **TINY)
              for lr in (0.001, 0.002) for batch in (50, 100)}
-    assert cells[0.002, 50].name == "frozen_p0.005_drop0_seed0_lr0.002_bs50_n200_eval100_srcn200"
+    assert cells[0.002, 50].name == "frozen_p0.005_drop0_seed0_lr0.002_bs50_n300_eval100_srcn300"
     source = cells[0.001, 100].source()
     assert set(completed(logdir)) == {source.name} | {
         dataclasses.replace(c, mode=mode).canonical().name
@@ -136,7 +134,7 @@ def test_defaults_given_explicitly_reuse_the_default_runs(sweep):
     ("--batch_size=50,1.5", "--batch_size=50,1.5: '1.5' is not an integer"),
     ("--lr=0.001,,0.002", "an empty value; separate values with ','"),
     ("--lr=0.001,-0.5", "lr=-0.5 must be positive"),
-    ("--batch_size=100,64", "train_samples=200 must be a positive multiple of batch_size=64"),
+    ("--batch_size=100,64", "train_samples=300 must be a positive multiple of batch_size=64"),
     ("--lr_schedule=cosine,linear", "lr_schedule 'linear' is unknown"),
     ("--target_classes=6-9/7", "target_classes: classes '7' must name at least two"),
     ("--precision=float32,float16", "precision 'float16' is unknown"),
@@ -144,7 +142,5 @@ def test_defaults_given_explicitly_reuse_the_default_runs(sweep):
 def test_a_bad_value_inside_a_list_is_one_line_and_writes_nothing(tmp_path, flag, message):
     logdir = tmp_path / "logs"
     out = run_main(*SWEEP, flag, f"--logdir={logdir}")
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode != 0 and len(lines) == 1, out.stderr
-    assert lines[0].startswith("error: ") and message in lines[0]
+    assert message in error_line(out) and len(out.stderr.splitlines()) == 1, out.stderr
     assert not logdir.exists()

@@ -505,7 +505,7 @@ def measure_whole(settings):
     with tempfile.TemporaryDirectory(prefix="tltransfer-whole-") as tmp:
         sources = os.path.join(tmp, "sources")
         whole_process("tltransfer.main", "--mode=source", *common, f"--logdir={sources}")
-        source = Config(mode="source", source_samples=2 * eval_every).name
+        source = Config(mode="source", source_samples=2 * eval_every, eval_every=eval_every).name
         for repeat in range(settings.repeats):
             for mode in MODES:
                 logdir = os.path.join(tmp, f"{mode}{repeat}")
