@@ -1,0 +1,42 @@
+"""The README's quick start, run as the README writes it, in a fresh directory."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO
+from test_first_contact import OWN_LINE
+
+# The exporter's and the report's own lines.
+OWN_TOOL_LINE = re.compile(r"wrote \d+ rows? from \d+ runs? to \S+|wrote \S+ and \d+ other files?")
+
+
+def quick_start():
+    """The commands of the README's quick-start block that run tltransfer, comments cut."""
+    text = open(os.path.join(REPO, "README.md")).read()
+    block = text.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #")[0].strip() for line in block.splitlines()]
+    return [c for c in commands if c.startswith(".venv/bin/python -m tltransfer.")]
+
+
+def test_the_quick_start_works_as_pasted_and_says_only_its_own_lines(tmp_path):
+    commands = quick_start()
+    assert [shlex.split(c)[2] for c in commands] == ["tltransfer.main", "tltransfer.export",
+                                                      "tltransfer.report"]
+    shutil.copytree(os.path.join(REPO, "flags"), tmp_path / "flags")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO
+    for command in commands:
+        argv = [sys.executable, *shlex.split(command)[1:]]
+        out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, (command, out.stderr)
+        assert out.stderr == "", (command, out.stderr)
+        foreign = [line for line in out.stdout.splitlines()
+                   if not (OWN_LINE.fullmatch(line) or OWN_TOOL_LINE.fullmatch(line))]
+        assert foreign == [], command
+    report = (tmp_path / "logs" / "smoke_report" / "report.md").read_text()
+    assert "frozen" in report and "scratch" in report
