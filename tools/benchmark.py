@@ -168,7 +168,7 @@ def settings_from_flags():
                     ps=tuple(dict.fromkeys(ps)), study_p=STUDY_P,
                     study_samples=FLAGS.study_samples, floor_windows=20, floor_evals=10,
                     warm_up=True, quick=False, whole_samples=FLAGS.whole_samples,
-                    memory_runs=FLAGS.memory_runs)
+                    memory_runs=FLAGS.memory_runs, extras=FLAGS.extras)
 
 
 def progress(line):
