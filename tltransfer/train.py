@@ -251,7 +251,8 @@ def trainer_for(net, variables, schedule, compute_dtype=tf.float32, slow_variabl
     values, in `Trainer.start`, and takes the trained ones back with `Trainer.export`.
     """
     position = {id(v): i for i, v in enumerate(net.variables)}
-    key = (type(net).__name__, tuple(tuple(v.shape) for v in net.variables), net.dropout, tuple(position[id(v)] for v in variables),
+    key = (type(net).__name__, tuple(tuple(v.shape) for v in net.variables), net.dropout,
+           tuple(position[id(v)] for v in variables),
            tuple(sorted(position[id(v)] for v in slow_variables)), schedule,
            tf.as_dtype(compute_dtype).name)
     trainer = _TRAINERS.get(key)

@@ -59,6 +59,10 @@ flags.DEFINE_integer("whole_samples", 20_000, "Training samples of each whole-pr
 flags.DEFINE_integer("memory_runs", 50, "Runs of the long-process measurement (peak memory "
                      "after 5 runs and after this many, and each run's time outside compiled "
                      "calls); at least 6.")
+flags.DEFINE_bool("extras", True, "Also measure the floor without op determinism, the "
+                  "bfloat16 and batch-300 floors, bfloat16 against float32 in whole runs and every "
+                  "evaluation chunk size. --noextras leaves them out: on a CPU without AVX512-BF16 "
+                  "the bfloat16 parts alone take half an hour.")
 flags.DEFINE_enum("side", None, ["keras", "tltransfer", "nondeterministic", "precision",
                                   "eval_chunk", "keras_whole", "memory"],
                   "Internal: measure one side in this process and write it to --side_out.")
@@ -103,6 +107,7 @@ class Settings:
     memory_runs: int = 50
     memory_samples: int = 2000  # per run of the long-process measurement
     memory_p: float = 0.01
+    extras: bool = True  # see --extras
 
     def side_flags(self):
         """The flags that make a side process resolve these same settings."""
@@ -111,7 +116,8 @@ class Settings:
         return [f"--samples={self.samples}", f"--repeats={self.repeats}",
                 f"--p={','.join(map(repr, self.ps))}",
                 f"--study_samples={self.study_samples}",
-                f"--whole_samples={self.whole_samples}", f"--memory_runs={self.memory_runs}"]
+                f"--whole_samples={self.whole_samples}", f"--memory_runs={self.memory_runs}",
+                "--extras" if self.extras else "--noextras"]
 
 
 QUICK = Settings(samples=300, eval_every=100, repeats=1, ps=(0.005,), study_p=0.005,
@@ -162,7 +168,7 @@ def settings_from_flags():
                     ps=tuple(dict.fromkeys(ps)), study_p=STUDY_P,
                     study_samples=FLAGS.study_samples, floor_windows=20, floor_evals=10,
                     warm_up=True, quick=False, whole_samples=FLAGS.whole_samples,
-                    memory_runs=FLAGS.memory_runs)
+                    memory_runs=FLAGS.memory_runs, extras=FLAGS.extras)
 
 
 def progress(line):
@@ -397,7 +403,7 @@ def measure_floor(settings, mnist):
     frozen = bare_rates(net.classifier, net.classifier.trainable_variables,
                         train.extract_features(net.features, train_x), train_y,
                         train.extract_features(net.features, test_x), test_y, settings)
-    if settings.quick:  # the structure is checked on the two floors the runs compare with
+    if settings.quick or not settings.extras:  # the two floors the runs compare with
         return {"full": full, "frozen": frozen}
     progress("floor: whole CNN in bfloat16")
     bfloat16 = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y,
@@ -899,13 +905,13 @@ def benchmark(settings):
     progress(f"measuring a long process of {settings.memory_runs} runs")
     report["memory"] = run_side("memory", settings)
     report["memory"]["summary"] = memory_summary(report["memory"])
-    if not settings.quick:
+    if not settings.quick and settings.extras:
         progress("measuring the floor without op determinism")
         report["floor_nondeterministic"] = run_side("nondeterministic", settings)["floor"]
         progress("comparing bfloat16 with float32")
         report["precision"] = run_side("precision", settings)
     report["eval_chunks"] = {}
-    for chunk in EVAL_CHUNKS[:1] if settings.quick else EVAL_CHUNKS:
+    for chunk in EVAL_CHUNKS if settings.extras and not settings.quick else EVAL_CHUNKS[:1]:
         progress(f"evaluating in chunks of {chunk}")
         report["eval_chunks"][str(chunk)] = run_side("eval_chunk", settings,
                                                      f"--eval_chunk={chunk}")
