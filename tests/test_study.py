@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,7 +43,11 @@ def test_grid_trains_each_run_once_with_progress(smoke):
     logdir, stdout = smoke
     assert sorted(n for n in os.listdir(logdir) if n not in (study.INVOCATIONS, ".claims")) == RUNS
     assert "3 runs: 0 already complete, 3 to train" in stdout
-    assert "[run 3/3" in stdout and "left]" in stdout  # an ETA once a run has been timed
+    # An ETA from the first run's first report on, from that run's own training rate.
+    first = next(line for line in stdout.splitlines() if line.startswith("[run 1/3")
+                 and "samples/s" in line)
+    assert re.search(r", ~\d+m\d\ds left\] ", first), first
+    assert "[run 3/3" in stdout
     assert "final test accuracy" in stdout and "scratch" in stdout.split("final test accuracy")[1]
 
 

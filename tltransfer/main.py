@@ -199,8 +199,8 @@ def main(argv):
         print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
     tf = quiet_import.tensorflow()
     from tltransfer import data, experiment, rundir, study
-    # Each run compiles its own functions, on purpose (own variables, shapes and optimizer);
-    # TensorFlow's warning about functions traced repeatedly would only alarm the reader.
+    # Each shape of run (and of training window) is traced once, on purpose, and kept for the
+    # process; TensorFlow's warning about functions traced repeatedly would only alarm the reader.
     tf.get_logger().addFilter(
         lambda record: "triggered tf.function retracing" not in record.getMessage())
     start = time.perf_counter()
