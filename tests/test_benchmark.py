@@ -20,7 +20,7 @@ SIDES = ("keras", "tltransfer")
 
 def benchmark(*args):
     return subprocess.run([sys.executable, "tools/benchmark.py", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1500)
 
 
 def positive(value):
