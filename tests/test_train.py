@@ -6,6 +6,9 @@ import tensorflow as tf
 
 from tltransfer import data, experiment, model, rundir, train
 from tltransfer.config import Config
+from conftest import TINY, run_name
+
+SOURCE = run_name("source", **TINY)
 
 
 def test_trainable_variables_follow_module_structure():
@@ -34,9 +37,9 @@ def split_weights(w):
 
 def test_frozen_keeps_source_conv_bits_and_finetune_changes_them(tiny_study):
     logdir, _ = tiny_study
-    source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
-    frozen_conv, frozen_dense = split_weights(weights(f"{logdir}/frozen_p0.005_drop0_seed0"))
-    tuned_conv, tuned_dense = split_weights(weights(f"{logdir}/finetune_p0.005_drop0_seed0"))
+    source_conv, _ = split_weights(weights(f"{logdir}/{SOURCE}"))
+    frozen_conv, frozen_dense = split_weights(weights(f"{logdir}/{run_name('frozen', **TINY)}"))
+    tuned_conv, tuned_dense = split_weights(weights(f"{logdir}/{run_name('finetune', **TINY)}"))
     untrained = model.CNN(4, seed=0)
     for name, value in source_conv.items():
         np.testing.assert_array_equal(frozen_conv[name], value)
@@ -51,9 +54,9 @@ def test_frozen_keeps_source_conv_bits_and_finetune_changes_them(tiny_study):
 
 def test_transfer_starts_from_source_conv_weights(tiny_study):
     logdir, _ = tiny_study
-    source_conv, _ = split_weights(weights(f"{logdir}/source_drop0_seed0"))
+    source_conv, _ = split_weights(weights(f"{logdir}/{SOURCE}"))
     net = model.CNN(4, seed=5)
-    experiment.copy_layers(net, f"{logdir}/source_drop0_seed0/{rundir.WEIGHTS}")
+    experiment.copy_layers(net, f"{logdir}/{SOURCE}/{rundir.WEIGHTS}")
     for layer in ("conv1", "conv2"):
         for var in ("w", "b"):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -132,8 +135,8 @@ def test_bfloat16_compute_trains_float32_variables(mnist):
 def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path, mnist, depth,
                                                             frozen_layers):
     logdir, _ = tiny_study
-    source_dir = f"{logdir}/source_drop0_seed0"
-    os.symlink(source_dir, tmp_path / "source_drop0_seed0")
+    source_dir = f"{logdir}/{SOURCE}"
+    os.symlink(source_dir, tmp_path / SOURCE)
     config = Config(mode="frozen", p=0.005, seed=0, train_samples=300,
                     source_samples=300, eval_every=100, transfer_layers=depth)
     assert len(train.trainable_variables(model.CNN(4, 0), "frozen", depth)) == 2 * (4 - depth)
@@ -152,11 +155,11 @@ def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path
 
 def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path, mnist):
     logdir, results = tiny_study
-    source_dir = f"{logdir}/source_drop0_seed0"
-    os.symlink(source_dir, tmp_path / "source_drop0_seed0")
+    source_dir = f"{logdir}/{SOURCE}"
+    os.symlink(source_dir, tmp_path / SOURCE)
     config = Config(mode="finetune", p=0.005, seed=0, train_samples=300,
                     source_samples=300, eval_every=100, transferred_lr_scale=0.1)
-    assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1"
+    assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1_n300_eval100_srcn300"
     experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
     source = weights(source_dir)
     slow = weights(f"{tmp_path}/{config.name}")
