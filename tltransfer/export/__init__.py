@@ -1,11 +1,10 @@
-"""TensorBoard events of a study -> tidy CSV for the report.
+"""TensorBoard events of a study -> tidy CSV for the report (`python -m tltransfer.export`).
 
-    python -m tltransfer.export --logdir=logs --out=results.csv
-
-Writes, from every complete run (a valid result.json) directly under --logdir, deterministically
-ordered: results.csv (COLUMNS: a row per run, tag and step), results_runs.csv (RUN_COLUMNS: a
-row per run) and results_meta.json (provenance). The columns follow Config's fields.
-TensorFlow, to read the event files, is imported only once the flags are parsed.
+Writes, from every complete run (a valid result.json) directly under the log root,
+deterministically ordered: results.csv (COLUMNS: a row per run, tag and step),
+results_runs.csv (RUN_COLUMNS: a row per run) and results_meta.json (provenance). The columns
+follow Config's fields. TensorFlow, to read the event files, is imported only when a function
+needs it, so the command's flags are parsed (and their errors told) first.
 """
 
 import csv
@@ -13,12 +12,7 @@ import dataclasses
 import io
 import json
 import os
-import sys
 
-from absl import flags
-
-from tltransfer import cli, quiet_import
-from tltransfer.cli import plural
 from tltransfer.config import Config
 
 SETTINGS = ["run", *(f.name for f in dataclasses.fields(Config)), "n_train", "samples"]
@@ -54,16 +48,6 @@ def settings(result):
     budget = config["source_samples" if config["mode"] == "source" else "train_samples"]
     return {**{key: config.get(key) for key in SETTINGS}, "run": result["run"],
             "n_train": result["n_train"], "samples": budget}
-
-
-def rows(logdir, results):
-    from tltransfer import rundir
-    for result in results:
-        head = settings(result)
-        scalars = rundir.read_scalars(os.path.join(logdir, result["run"]))
-        for tag, points in sorted(scalars.items()):
-            for step in sorted(points):
-                yield {**head, "tag": tag, "step": step, "value": repr(points[step])}
 
 
 def meta(logdir, results):
@@ -116,7 +100,10 @@ def export(logdir, out):
                           "finish them")
     stem = os.path.splitext(out)[0]
     rundir.gfile.makedirs(os.path.dirname(out) or ".")
-    tidy = list(rows(logdir, results))
+    tidy = [{**settings(result), "tag": tag, "step": step, "value": repr(points[step])}
+            for result in results for tag, points in sorted(
+                rundir.read_scalars(os.path.join(logdir, result["run"])).items())
+            for step in sorted(points)]
     write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
               [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
                 "test_loss": repr(r["test_loss"])} for r in results])
@@ -125,28 +112,3 @@ def export(logdir, out):
                                                    "incomplete_runs": incomplete})
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
     return len(results), len(tidy), incomplete, failed
-
-
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
-    tf = quiet_import.tensorflow()
-    try:
-        runs, count, incomplete, failed = export(FLAGS.logdir, FLAGS.out)
-    except (ExportError, OSError, tf.errors.OpError) as e:
-        sys.exit(f"error: {e}")
-    if incomplete:
-        print(f"left out {plural(len(incomplete), 'incomplete run')}: {', '.join(incomplete)}")
-    if failed:
-        print(f"left out {plural(len(failed), 'failed run')} (see their failed.json): "
-              f"{', '.join(failed)}")
-    print(f"wrote {plural(count, 'row')} from {plural(runs, 'run')} to {FLAGS.out}")
-
-
-FLAGS = flags.FLAGS
-
-if __name__ == "__main__":
-    flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
-    flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
-                        "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
-    cli.run(main)

@@ -1,0 +1,33 @@
+"""python -m tltransfer.export --logdir=logs --out=results.csv"""
+
+import sys
+
+from absl import flags
+
+from tltransfer import cli, export, quiet_import
+from tltransfer.cli import plural
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("logdir", "logs", "Log root written by tltransfer.main.")
+flags.DEFINE_string("out", "results.csv", "Tidy CSV to write; the per-run CSV and the meta "
+                    "JSON go beside it (<stem>_runs.csv, <stem>_meta.json).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
+    tf = quiet_import.tensorflow()
+    try:
+        runs, count, incomplete, failed = export.export(FLAGS.logdir, FLAGS.out)
+    except (export.ExportError, OSError, tf.errors.OpError) as e:
+        sys.exit(f"error: {e}")
+    if incomplete:
+        print(f"left out {plural(len(incomplete), 'incomplete run')}: {', '.join(incomplete)}")
+    if failed:
+        print(f"left out {plural(len(failed), 'failed run')} (see their failed.json): "
+              f"{', '.join(failed)}")
+    print(f"wrote {plural(count, 'row')} from {plural(runs, 'run')} to {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
