@@ -432,7 +432,7 @@ def test_committed_study_gives_the_old_reports_numbers():
                      ("frozen: dropout 0.5 vs 0", "1", "0.5 vs 0", "-0.15", "-0.32", "+0.02",
                       "0.065")):
         assert any(tuple(row[:6]) + (row[7],) == expected for row in stats_rows), expected
-    accuracy = tables.accuracy("a", "a", analysis.ASSIGNMENTS[2].groups(a.groups)).display()
+    accuracy = tables.accuracy("a", "a", a.assignments[2].groups).display()
     assert ["0.005", "100", "scratch", "0", "84.26", "0.24", "83.66", "84.86", "3"] in accuracy
     assert ["1", "23,900", "finetune", "0.5", "99.14", "0.03", "99.08", "99.21", "3"] in accuracy
     efficiency = tables.efficiency(a.efficiencies).display()

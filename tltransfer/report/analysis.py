@@ -10,16 +10,21 @@ import dataclasses
 
 import numpy as np
 
-from tltransfer.config import TRANSFER_MODES
+from tltransfer.config import LAB_AXES, TARGET_MODES, TRANSFER_MODES
 from tltransfer.report import stats
 from tltransfer.report.results import DEFAULTS, mode_rank
 
-LAB_AXES = ("mode", "p", "dropout", "seed")
-TARGET_MODES = ("scratch",) + TRANSFER_MODES
 PAIRS = (("frozen", "scratch"), ("finetune", "scratch"), ("finetune", "frozen"))
 GAINS = PAIRS[:2]  # transfer against scratch
 NO_DROPOUT, LAB_DROPOUT = 0.0, 0.5
 SPEC_ACCURACY = 0.99  # the lab expects this of the 0-5 net and of 6-9 scratch at p = 1
+# The lab's assignments: title, and the modes and dropouts of its table. Each tests the PAIRS
+# among its modes at its dropouts that no earlier one tests and, with two dropouts, dropout
+# LAB_DROPOUT against none.
+ASSIGNMENTS = (("scratch vs frozen transfer, no dropout", ("scratch", "frozen"), (NO_DROPOUT,)),
+               ("fine-tuned transfer added, no dropout", TARGET_MODES, (NO_DROPOUT,)),
+               (f"dropout {LAB_DROPOUT:g} on layers 4 and 5, compared with none", TARGET_MODES,
+                (NO_DROPOUT, LAB_DROPOUT)))
 
 
 class Group:
@@ -107,6 +112,36 @@ def split(items):
                 down=count[-1, True] + count[-1, False], down_sig=count[-1, True],
                 level=count[0, True] + count[0, False],
                 largest=max(items, key=lambda c: abs(c.test.diff)) if items else None)
+
+
+@dataclasses.dataclass
+class Assignment:
+    number: int
+    title: str
+    absent: list  # (mode, dropout) of its table without runs
+    groups: list  # its accuracy table's rows
+    comparisons: list  # its statistics table's rows, in the order of the main comparisons
+    pairs: list  # (mode a, mode b, dropout, [Comparisons], split) of each pair it tests
+    dropout_effect: list  # dropout LAB_DROPOUT vs none, same mode and p (its third assignment)
+
+
+def assignments(groups, main):
+    tested, found = set(), []
+    for number, (title, modes, dropouts) in enumerate(ASSIGNMENTS, start=1):
+        pairs = [(a, b, d) for d in dropouts for a, b in PAIRS
+                 if {a, b} <= set(modes) and (a, b, d) not in tested]
+        tested.update(pairs)
+        effect = [c for c in main if c.a.mode == c.b.mode] if len(dropouts) > 1 else []
+        of = {pair: [c for c in main if (c.a.mode, c.b.mode, c.a.dropout) == pair]
+              for pair in pairs}
+        found.append(Assignment(
+            number, title, [(m, d) for m in modes for d in dropouts if (m, d) not in
+                            {(g.mode, g.dropout) for g in groups.values()}],
+            sorted((g for g in groups.values() if g.mode in modes and g.dropout in dropouts),
+                   key=lambda g: (g.p, mode_rank(g.mode), g.dropout)),
+            [c for c in main if (c.a.mode, c.b.mode, c.a.dropout) in of or c in effect],
+            [(*pair, items, split(items)) for pair, items in of.items()], effect))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,55 +261,18 @@ def findings(main, efficiencies_):
     return found
 
 
-@dataclasses.dataclass(frozen=True)
-class Assignment:
-    """One assignment: its table's modes and dropouts, the mode pairs it tests at
-    `pair_dropout`, and whether it also tests dropout 0.5 against none."""
-    number: int
-    title: str
-    modes: tuple
-    dropouts: tuple
-    pairs: tuple
-    pair_dropout: float
-    dropout_effect: bool = False
-
-    def groups(self, groups):
-        return sorted((g for g in groups.values() if g.mode in self.modes
-                       and g.dropout in self.dropouts),
-                      key=lambda g: (g.p, mode_rank(g.mode), g.dropout))
-
-    def comparisons(self, main):
-        return [c for c in main if ((c.a.mode, c.b.mode) in self.pairs and
-                                    c.a.dropout == self.pair_dropout)
-                or (self.dropout_effect and c.a.mode == c.b.mode)]
-
-
-ASSIGNMENTS = (
-    Assignment(1, "scratch vs frozen transfer, no dropout", ("scratch", "frozen"),
-               (NO_DROPOUT,), PAIRS[:1], NO_DROPOUT),
-    Assignment(2, "fine-tuned transfer added, no dropout", TARGET_MODES, (NO_DROPOUT,),
-               PAIRS[1:], NO_DROPOUT),
-    Assignment(3, f"dropout {LAB_DROPOUT:g} on layers 4 and 5, compared with none",
-               TARGET_MODES, (NO_DROPOUT, LAB_DROPOUT), PAIRS, LAB_DROPOUT, True))
-
-
 @dataclasses.dataclass
 class Analysis:
     runs: list
     baseline: dict
     groups: dict  # the main tables' groups, (mode, p, dropout) -> Group
     comparisons: list
+    assignments: list
     efficiencies: list
     thresholds: list
     sensitivities: list  # one per swept setting
     left_out: dict  # differences from the baseline -> names of the runs in no table
     findings: Findings
-
-    def pair(self, mode_a, mode_b, dropout):
-        """(the comparisons of a mode pair at one dropout, their split())."""
-        items = [c for c in self.comparisons
-                 if (c.a.mode, c.b.mode, c.a.dropout) == (mode_a, mode_b, dropout)]
-        return items, split(items)
 
 
 def analyze(runs, thresholds):
@@ -289,6 +287,6 @@ def analyze(runs, thresholds):
     main, found = comparisons(groups), efficiencies(groups)
     sensitivities = [sensitivity(f, [r for r in tested if set(differences(r, baseline)) <=
                                      {(f, r.config[f])}], baseline, main) for f in swept]
-    return Analysis(runs, baseline, groups, main, found, thresholds, sensitivities,
-                    {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1},
-                    findings(main, found))
+    return Analysis(runs, baseline, groups, main, assignments(groups, main), found, thresholds,
+                    sensitivities, {d: [r.name for r in rs] for d, rs in off.items()
+                                    if len(d) > 1}, findings(main, found))

@@ -13,7 +13,7 @@ import numpy as np
 import scipy
 
 from tltransfer.report import analysis, figures, prose, results, tables
-from tltransfer.report.analysis import ASSIGNMENTS, LAB_AXES, TARGET_MODES
+from tltransfer.config import LAB_AXES, TARGET_MODES
 from tltransfer.report.results import DEFAULTS, ReportError
 from tltransfer.cli import plural
 from tltransfer.report.tables import value_text
@@ -114,19 +114,18 @@ def write(doc, a, csv_path, meta, note, command):
     else:
         doc.skip("no source runs at the main tables' settings: no 0-5 table or curve.")
     doc.add("## Spec check: >= 99% test accuracy", "", *prose.spec_lines(a.groups), "")
-    for assignment in ASSIGNMENTS:
+    for assignment in a.assignments:
         n = assignment.number
         doc.add(f"## Assignment {n}: {assignment.title}", "")
-        absent = [f"{m} at dropout {d:g}" for m in assignment.modes for d in assignment.dropouts
-                  if not any(g.key[::2] == (m, d) for g in targets)]
-        if absent:
-            doc.skip(f"no runs for {', '.join(absent)}.")
-        if assignment.groups(a.groups):
+        if assignment.absent:
+            doc.skip("no runs for " + ", ".join(f"{m} at dropout {d:g}"
+                                                for m, d in assignment.absent) + ".")
+        if assignment.groups:
             doc.table(tables.accuracy(f"assignment{n}_accuracy", f"Assignment {n}: final test "
-                                      f"accuracy over seeds", assignment.groups(a.groups)))
-        if assignment.comparisons(a.comparisons):
+                                      "accuracy over seeds", assignment.groups))
+        if assignment.comparisons:
             doc.table(tables.statistics(f"assignment{n}_statistics", f"Assignment {n}: "
-                                        "Welch's t-tests", assignment.comparisons(a.comparisons)))
+                                        "Welch's t-tests", assignment.comparisons))
     if not targets:
         doc.skip("no 6-9 runs: no learning curves, box plots, convergence or efficiency.")
     else:

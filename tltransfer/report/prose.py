@@ -6,7 +6,7 @@ A citation [Table: row] names the table and the row a sentence rests on.
 
 import math
 
-from tltransfer.report.analysis import ASSIGNMENTS, LAB_DROPOUT, SPEC_ACCURACY
+from tltransfer.report.analysis import LAB_DROPOUT, SPEC_ACCURACY
 from tltransfer.cli import plural
 from tltransfer.report.tables import count, pvalue, signed, value_text
 
@@ -113,25 +113,26 @@ def split_text(s, subject, ahead, behind, cells):
         f"{pp(s['largest'].test.diff)}.")
 
 
+def dropout_text(s, subject):
+    return split_text(s, subject, "raises the mean final accuracy", "lowers it", "(mode, p) cell")
+
+
 def discussion(analysis):
     lines = ["## Discussion", "", "The reference behind the key findings, comparison by "
              f"comparison; every number is in the table {STATISTICS}.", ""]
     matches = {id(e.group): e for e in analysis.efficiencies}
-    for assignment in ASSIGNMENTS:
+    for assignment in analysis.assignments:
         lines += [f"### Assignment {assignment.number}", ""]
-        for a_mode, b_mode in assignment.pairs:
-            items, s = analysis.pair(a_mode, b_mode, assignment.pair_dropout)
-            head = f"{a_mode} vs {b_mode}, dropout {assignment.pair_dropout:g}"
+        for a_mode, b_mode, dropout, items, s in assignment.pairs:
+            head = f"{a_mode} vs {b_mode}, dropout {dropout:g}"
             lines += [f"**{head}**", "", *(bullet(c, matches.get(id(c.a)) if b_mode ==
                                                   "scratch" else None) for c in items),
                       split_text(s, f"Overall {a_mode} is", f"ahead of {b_mode}", "behind",
                                  "proportion"), ""] if items else [f"- {head}: not compared.", ""]
-        s = analysis.findings.dropout
-        if assignment.dropout_effect and s["n"]:
+        if assignment.dropout_effect:
             lines += [f"**What dropout {LAB_DROPOUT:g} changes (same mode and p)**", "",
-                      *(bullet(c) for c in analysis.comparisons if c.a.mode == c.b.mode),
-                      split_text(s, "Dropout", "raises the mean final accuracy", "lowers it",
-                                 "(mode, p) cell"), ""]
+                      *map(bullet, assignment.dropout_effect),
+                      dropout_text(analysis.findings.dropout, "Dropout"), ""]
     return lines
 
 
@@ -164,8 +165,7 @@ def key_findings(analysis):
             f"at p = {c.a.p:g} {winner_text(c)} ({c.test.verdict})" for c in f.finetune_frozen)
             + f" {cite(STATISTICS, *map(row, f.finetune_frozen))}.")
     if f.dropout["n"]:
-        lines.append(split_text(f.dropout, f"Dropout {LAB_DROPOUT:g}", "raises the mean final "
-                                "accuracy", "lowers it", "(mode, p) cell")[:-1] + " " +
+        lines.append(dropout_text(f.dropout, f"Dropout {LAB_DROPOUT:g}")[:-1] + " " +
                      cite(STATISTICS, row(f.dropout["largest"])) + ".")
     if f.open:
         (low, high), (few, many) = f.detectable, f.seeds
