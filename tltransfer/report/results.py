@@ -1,8 +1,9 @@
 """The exporter's tidy CSV -> Runs that carry every Config field.
 
 A column missing from the CSV (a field added to Config after the export), or an empty cell,
-means the field's default. A CSV from before the `samples` column held a source net's budget
-in train_samples: it is moved to source_samples.
+means the field's default. A CSV from before the `samples` column (docs/study/results.csv is
+one) held a source net's budget in train_samples: it is moved to source_samples. A step given
+twice keeps its last value, as in the event files.
 """
 
 import csv
@@ -12,7 +13,7 @@ import os
 
 import numpy as np
 
-from tltransfer.config import IRRELEVANT, Config
+from tltransfer.config import IRRELEVANT, MODES, Config
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 REQUIRED = ("run", "mode", "n_train", "tag", "step", "value")
@@ -31,7 +32,6 @@ class Run:
     name: str
     config: dict  # every Config field -> its value; run.mode, run.p ... read it
     n_train: int
-    samples: int
     curves: dict  # tag -> (steps, values), by step
 
     def __getattr__(self, field):
@@ -52,70 +52,62 @@ class Run:
         return [f for f in DEFAULTS if f not in IRRELEVANT.get(self.mode, ())]
 
 
-def _to_int(text):
+def integer(text):
     if not float(text).is_integer():
         raise ValueError(text)
     return int(float(text))
 
 
-CONVERT = {**{f: {int: _to_int, float: float}.get(type(d), str) for f, d in DEFAULTS.items()},
-           "n_train": _to_int, "samples": _to_int, "step": _to_int, "value": float}
+CONVERT = {**{f: {int: integer, float: float}.get(type(d), str) for f, d in DEFAULTS.items()},
+           "n_train": integer, "step": integer, "value": float}
 
 
-def _convert(path, line, header, row):
-    if len(row) != len(header):
-        raise ReportError(f"{path} line {line} has {len(row)} fields but the header has "
-                          f"{len(header)}; {REEXPORT}")
-    cells = {c: text.strip() for c, text in zip(header, row) if text.strip()}
-    for column, text in cells.items():
-        try:
-            cells[column] = CONVERT.get(column, str)(text)
-        except ValueError:
-            kind = "integer" if CONVERT[column] is _to_int else "number"
-            raise ReportError(f"{path} line {line}: {column}={text!r} is not a valid {kind}; "
-                              f"{REEXPORT}") from None
-    return cells
-
-
-def _read(path):
-    """(header, [converted row dicts]) of the CSV's non-empty rows."""
+def read_rows(path):
+    """(header, the non-empty rows as {column: value}, empty cells left out)."""
     if not os.path.isfile(path):
         what = "is a directory, not a CSV file" if os.path.isdir(path) else "does not exist"
         raise ReportError(f"{path} {what}; {HINT}")
     try:  # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            table = list(csv.reader(handle))
+            header, *table = list(csv.reader(handle)) or [[]]
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"cannot read {path}: {error}; {HINT}") from None
-    header = [cell.strip() for cell in table[0]] if table else []
+    header = [cell.strip() for cell in header]
     if not any(header):
         raise ReportError(f"{path} is empty; {HINT}")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ReportError(f"{path} lacks the column(s) {', '.join(missing)}; {HINT}")
-    return header, [_convert(path, line, header, row)
-                    for line, row in enumerate(table[1:], start=2) if any(row)]
+    rows = []
+    for line, row in ((n, r) for n, r in enumerate(table, start=2) if any(r)):
+        if len(row) != len(header):
+            raise ReportError(f"{path} line {line} has {len(row)} fields but the header has "
+                              f"{len(header)}; {REEXPORT}")
+        rows.append({c: text.strip() for c, text in zip(header, row) if text.strip()})
+        for column, text in rows[-1].items():
+            try:
+                rows[-1][column] = CONVERT.get(column, str)(text)
+            except ValueError:
+                kind = "integer" if CONVERT[column] is integer else "number"
+                raise ReportError(f"{path} line {line}: {column}={text!r} is not a valid "
+                                  f"{kind}; {REEXPORT}") from None
+    return header, rows
 
 
 def load_runs(path):
     """The runs in the CSV, sorted by (mode, p, dropout, seed, name); ReportError if bad."""
-    header, rows = _read(path)
+    header, rows = read_rows(path)
     heads, points = {}, {}
     for row in rows:
         config = {f: row.get(f, d) for f, d in DEFAULTS.items()}
         if "samples" not in header and config["mode"] == "source":
             config.update(source_samples=config["train_samples"],
                           train_samples=DEFAULTS["train_samples"])
-        head = (config, row.get("n_train"), row.get("samples", config[
-            "source_samples" if config["mode"] == "source" else "train_samples"]))
+        head = (config, row.get("n_train"))
         if heads.setdefault(row["run"], head) != head:
             raise ReportError(f"{path}: run {row['run']} has rows with different settings; "
                               f"{REEXPORT}")
-        curve = points.setdefault(row["run"], {}).setdefault(row["tag"], {})
-        if row["step"] in curve:
-            raise ReportError(f"{path}: run {row['run']} has two {row['tag']} rows at step "
-                              f"{row['step']}; {REEXPORT}")
-        curve[row["step"]] = row["value"]
+        points.setdefault(row["run"], {}).setdefault(row["tag"], {})[row["step"]] = row["value"]
     if not heads:
         raise ReportError(f"{path} has a header but no data rows; {HINT}")
     if not any(TEST_ACCURACY in tags for tags in points.values()):
@@ -129,8 +121,7 @@ def load_runs(path):
 
 
 def mode_rank(mode):
-    order = ("source", "scratch", "frozen", "finetune")
-    return (order.index(mode), mode) if mode in order else (len(order), mode)
+    return (MODES.index(mode), mode) if mode in MODES else (len(MODES), mode)
 
 
 def meta_path(csv_path):

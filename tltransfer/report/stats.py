@@ -3,12 +3,13 @@
 Accuracies are fractions here; the tables turn them into percent.
 """
 
+import collections
 import dataclasses
 import math
 import warnings
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 ALPHA, POWER = 0.05, 0.8
 MIN_SEEDS = 3  # fewer runs a side: "too few seeds to tell"
@@ -61,24 +62,19 @@ class Welch:
 
 def welch(a, b):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n_a, n_b = len(a), len(b)
-    diff = float(a.mean() - b.mean()) if n_a and n_b else math.nan
-    too_few = min(n_a, n_b) < MIN_SEEDS
-    nan = (math.nan,) * 4
-    if min(n_a, n_b) < 2:
-        return Welch(diff, *nan, n_a, n_b, "too few seeds to tell")
+    n_a, n_b, diff = len(a), len(b), float(a.mean() - b.mean())
     var_a, var_b = (0.0 if np.ptp(x) == 0 else float(x.var(ddof=1)) for x in (a, b))
-    if var_a + var_b == 0:
-        return Welch(diff, *nan, n_a, n_b, "too few seeds to tell" if too_few
-                     else "test undefined: zero variance in both groups")
+    too_few = "too few seeds to tell" if min(n_a, n_b) < MIN_SEEDS else ""
+    if min(n_a, n_b) < 2 or var_a + var_b == 0:
+        return Welch(diff, *(math.nan,) * 4, n_a, n_b,
+                     too_few or "test undefined: zero variance in both groups")
     with warnings.catch_warnings():
         # SciPy warns when one group's values are identical; the other's variance carries
         # the test, so the result is sound.
         warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
         test = stats.ttest_ind(a, b, equal_var=False)
         ci = test.confidence_interval(1 - ALPHA)
-    verdict = "too few seeds to tell" if too_few else (
-        "significant" if test.pvalue < ALPHA else "not significant")
+    verdict = too_few or ("significant" if test.pvalue < ALPHA else "not significant")
     seeds = seeds_to_detect(diff, var_a, var_b) if verdict != "significant" else math.nan
     return Welch(diff, float(ci.low), float(ci.high), float(test.df), float(test.pvalue), n_a,
                  n_b, verdict, detectable(var_a, var_b, n_a, n_b), seeds)
@@ -97,9 +93,8 @@ def power(diff, var_a, var_b, n_a, n_b):
 
 def detectable(var_a, var_b, n_a, n_b):
     """The smallest difference detected with probability POWER by n_a vs n_b runs."""
-    from scipy.optimize import brentq
     se = math.sqrt(var_a / n_a + var_b / n_b)
-    return float(brentq(lambda d: power(d, var_a, var_b, n_a, n_b) - POWER, 0, 20 * se))
+    return float(optimize.brentq(lambda d: power(d, var_a, var_b, n_a, n_b) - POWER, 0, 20 * se))
 
 
 def seeds_to_detect(diff, var_a, var_b):
@@ -139,12 +134,9 @@ def lasting_lead(steps, a, b):
     return int(sign[-1]), int(steps[other[-1] + 1] if other.size else steps[0])
 
 
-@dataclasses.dataclass(frozen=True)
-class Match:
-    """Images a scratch net needs to reach an accuracy: relation '<=' (already at the smallest
-    size measured), '~' (interpolated) or '>' (not even at the largest)."""
-    relation: str
-    n: float
+# Images a scratch net needs to reach an accuracy: relation '<=' (already at the smallest size
+# measured), '~' (interpolated) or '>' (not even at the largest).
+Match = collections.namedtuple("Match", "relation n")
 
 
 def images_to_match(n_trains, accuracies, target):

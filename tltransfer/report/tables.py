@@ -100,7 +100,8 @@ class Table:
 
 
 def setting_column(setting):
-    """The swept setting's value; a mode that does not use the setting shows 'any'."""
+    """The swept setting's value (a group's or a comparison's); 'any' for a mode that does not
+    use the setting."""
     return (Column(setting, setting, lambda row: "any" if row.value is None
                    else value_text(row.value)),) if setting else ()
 
@@ -123,14 +124,11 @@ def accuracy(stem, title, groups, setting=None):
 
 def statistics(stem, title, comparisons, setting=None):
     """Welch's tests (first minus second) with their power."""
-    def dropout(c):
-        same = c.a.dropout == c.b.dropout
-        return value_text(c.a.dropout) if same else f"{c.a.dropout:g} vs {c.b.dropout:g}"
-    return Table(stem, title, (*((Column(setting, setting, lambda c: value_text(c.value)),)
-                                 if setting else ()),
+    return Table(stem, title, setting_column(setting) + (
         Column("comparison", "comparison", lambda c: c.label),
         Column("p", "p", lambda c: value_text(c.a.p)),
-        Column("dropout", "dropout", dropout),
+        Column("dropout", "dropout", lambda c: " vs ".join(  # two where they differ
+            dict.fromkeys(value_text(g.dropout) for g in (c.a, c.b)))),
         Column("difference (pp)", "diff_pp", lambda c: pct(c.test.diff), signed),
         Column("95% CI low (pp)", "ci_low_pp", lambda c: pct(c.test.ci_low), signed),
         Column("95% CI high (pp)", "ci_high_pp", lambda c: pct(c.test.ci_high), signed),
