@@ -1,8 +1,10 @@
-"""The exporter's schema (derived from Config) and its provenance from studies.jsonl."""
+"""The exporter's schema (derived from Config), its provenance from studies.jsonl, and its
+command's refusals."""
 
 import dataclasses
 import json
 
+from conftest import error_line, run_module
 from tltransfer import export
 from tltransfer.config import Config
 
@@ -44,3 +46,11 @@ def test_meta_lists_the_commands_that_made_the_runs_and_refused_ones_apart(tmp_p
                                                    "(lr)"}]
     assert meta["flagfiles"] == ["flags/old.cfg"]
     assert meta["versions"] == {"tensorflow": "2.21.0"} and meta["data_sha256"] == ["abc"]
+
+
+def test_the_command_refuses_a_missing_logdir_in_one_line(tmp_path):
+    out = run_module("tltransfer.export", f"--logdir={tmp_path / 'none'}",
+                     f"--out={tmp_path / 'r.csv'}")
+    assert error_line(out) == (f"error: --logdir={tmp_path / 'none'} does not exist; point it "
+                               "at the log root that tltransfer.main wrote")
+    assert not list(tmp_path.iterdir())

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from conftest import REPO, error_line, run_module
 from tltransfer import export
 from tltransfer.config import Config
 from tltransfer.report import analysis, document, figures, results, stats, tables
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = (1000, 2000, 3000, 4000)
 N_TRAIN = {0.01: 200, 1.0: 23900}
 # Hand-picked test-accuracy curves (one per seed) by (mode, p, dropout).
@@ -82,11 +82,9 @@ def write_csv(path, rows, columns=export.COLUMNS):
 
 
 def cli(*args):
-    # -W error: a NaN RuntimeWarning from NumPy or SciPy fails the run.
-    return subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
-                           "tltransfer.report", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=300,
-                          env={**os.environ, "PYTHONPATH": REPO})
+    # A NaN RuntimeWarning from NumPy or SciPy fails the run.
+    return run_module("tltransfer.report", *map(str, args),
+                      env={**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"})
 
 
 def read_table(path):
@@ -394,9 +392,8 @@ BAD = {  # message -> (arguments but --out, --out)
 def test_bad_input_gives_one_error_line_and_writes_nothing(tmp_path, message):
     args, out = BAD[message](tmp_path)
     result = cli(*args, f"--out={out}")
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and message in lines[0]
+    assert message in error_line(result)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not os.path.exists(out)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".report")]
 

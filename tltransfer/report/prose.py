@@ -33,17 +33,13 @@ def cite(table, *rows):
     return f"[{table}: {'; '.join(rows)}]"
 
 
-def p_clause(p):
-    return f"p {pvalue(p)}" if p < 0.001 else f"p = {pvalue(p)}"
-
-
 def test_text(test, diff=True):
     """'+1.23 pp, 95% CI ... pp, p = 0.012' as far as the test is defined."""
     head = f"{pp(test.diff)}, " if diff else ""
     if math.isnan(test.ci_low):
         return head + test.verdict
     return (f"{head}95% CI {signed(100 * test.ci_low)} to {signed(100 * test.ci_high)} pp, "
-            f"{p_clause(test.pvalue)}")
+            f"p {'' if test.pvalue < 0.001 else '= '}{pvalue(test.pvalue)}")
 
 
 def power_text(test):
@@ -59,20 +55,24 @@ def power_text(test):
     return text
 
 
+def ahead(c, sign):
+    """(leader, trailer) of a comparison whose difference has this sign: its modes, or the
+    dropouts of one mode."""
+    names = (c.a.mode, c.b.mode) if c.a.mode != c.b.mode else (
+        f"dropout {c.a.dropout:g}", f"dropout {c.b.dropout:g}")
+    return names if sign > 0 else names[::-1]
+
+
 def winner_text(c):
     if c.sign == 0:
         return f"{c.a.mode} and {c.b.mode} are level"
-    leader, trailer = (c.a.mode, c.b.mode) if c.sign > 0 else (c.b.mode, c.a.mode)
-    return f"{leader} is ahead of {trailer} by {abs(100 * c.test.diff):.2f} pp"
+    return "{} is ahead of {} by ".format(*ahead(c, c.sign)) + f"{abs(100 * c.test.diff):.2f} pp"
 
 
 def lead_text(c):
     if c.lead is None or c.lead[0] == 0:
         return "the mean curves end level" if c.lead else "the mean curves share no steps"
-    sign, step, first = c.lead
-    names = (c.a.mode, c.b.mode) if c.a.mode != c.b.mode else (
-        f"dropout {c.a.dropout:g}", f"dropout {c.b.dropout:g}")
-    leader, trailer = names if sign > 0 else names[::-1]
+    (leader, trailer), (_, step, first) = ahead(c, c.lead[0]), c.lead
     if step == first:
         return f"{leader}'s mean curve is above {trailer}'s from the first evaluation " \
                f"({first:,} samples) on"
