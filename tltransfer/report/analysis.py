@@ -144,15 +144,9 @@ def assignments(groups, main):
     return found
 
 
-@dataclasses.dataclass(frozen=True)
-class Efficiency:
-    """Scratch images (same dropout) needed to match a transfer group's mean."""
-    group: Group
-    match: stats.Match
-
-    @property
-    def ratio(self):
-        return self.match.n / self.group.n_train
+# Scratch images (same dropout) needed to match a transfer group's mean: stats.Match's
+# relation and n, and n over the group's own images.
+Efficiency = collections.namedtuple("Efficiency", "group relation n ratio")
 
 
 def efficiencies(groups):
@@ -160,9 +154,9 @@ def efficiencies(groups):
     for g in groups.values():
         scratch = [s for s in groups.values() if s.mode == "scratch" and s.dropout == g.dropout]
         if g.mode in TRANSFER_MODES and scratch:
-            rows.append(Efficiency(g, stats.images_to_match(
-                [s.n_train for s in scratch], [s.summary.mean for s in scratch],
-                g.summary.mean)))
+            match = stats.images_to_match([s.n_train for s in scratch],
+                                          [s.summary.mean for s in scratch], g.summary.mean)
+            rows.append(Efficiency(g, *match, match.n / g.n_train))
     return sorted(rows, key=lambda e: (mode_rank(e.group.mode), e.group.p, e.group.dropout))
 
 

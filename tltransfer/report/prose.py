@@ -85,8 +85,8 @@ def images(g):
 
 def match_text(e):
     words, sign = {"<=": ("at most ", "<= "), "~": ("~", ""), ">": ("more than ", "> ")}[
-        e.match.relation]
-    return f"{words}{count(e.match.n)} images ({sign}{e.ratio:.3g}x its {e.group.n_train:,})"
+        e.relation]
+    return f"{words}{count(e.n)} images ({sign}{e.ratio:.3g}x its {e.group.n_train:,})"
 
 
 def bullet(c, efficiency=None):

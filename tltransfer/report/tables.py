@@ -180,7 +180,7 @@ def efficiency(rows):
         Column("n_train", "n_train", lambda e: e.group.n_train, count),
         Column("transfer mean (%)", "transfer_mean_pct", lambda e: pct(e.group.summary.mean),
                two),
-        Column("scratch images", "relation", lambda e: relation[e.match.relation]),
-        Column("to match", "scratch_images", lambda e: e.match.n, count),
+        Column("scratch images", "relation", lambda e: relation[e.relation]),
+        Column("to match", "scratch_images", lambda e: e.n, count),
         Column("ratio to n_train", "ratio", lambda e: e.ratio, lambda x: f"{x:.3g}x")),
         tuple(rows), 3)
