@@ -1,126 +1,159 @@
-"""tools/benchmark.py --quick end to end: every figure is there, named and consistent.
+"""tools.benchmark: its figures follow their formulas, its table shows the sections measured,
+one real section runs end to end, and a bad flag is one clear line.
 
-Speed itself is not tested: the machine may be busy with anything else.
+The formulas are checked on small hand-made measurements whose right answers are worked out
+here; the one end-to-end run is the cheapest real section (`--quick --sections=chunks`). Speed
+itself is not tested: the machine may be busy with anything else.
 """
 
+import dataclasses
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
+import tensorflow as tf
 
+from conftest import error_line, run_module
 from tltransfer import train
+from tools.benchmark import figures, table, tltransfer_side
+from tools.benchmark.settings import MODES, QUICK, SECTIONS, STUDY_RUNS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = ("scratch", "frozen", "finetune")
-SIDES = ("keras", "tltransfer")
+SETTINGS = dataclasses.replace(QUICK, ps=(0.1,), eval_every=1000)
+# The keys of the report each section writes, besides settings and machine.
+SECTION_KEYS = {"inrun": ("runs", "floor", "compute", "study", "rss_mib"), "whole": ("whole",),
+                "memory": ("memory",), "chunks": ("eval_chunk", "eval_chunks")}
 
 
-def benchmark(*args):
-    return subprocess.run([sys.executable, "tools/benchmark.py", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=1500)
+def timing(s_per_1000, total_s, startup_s=1.0):
+    return {"s_per_1000": s_per_1000, "total_s": total_s, "startup_s": startup_s}
 
 
 def positive(value):
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+# Rates picked so that every figure below is a round number: a whole-CNN evaluation of the 4,000
+# test images takes 1 s, a classifier's 0.1 s.
+FLOOR = {"full": {"train_samples_per_s": 2000, "eval_images_per_s": 4000, "test_images": 4000,
+                  "s_per_1000": 1.5},
+         "frozen": {"train_samples_per_s": 20_000, "eval_images_per_s": 40_000,
+                    "test_images": 4000, "s_per_1000": 0.15}}
+# keras / tltransfer s per 1000 samples by mode, and whole-run seconds
+PER_1000 = {"scratch": (3.0, 1.5), "frozen": (3.0, 0.3), "finetune": (3.0, 2.0)}
+STUDY_SLICE = {"source": timing(0.5, 5.0, startup_s=2.0), "scratch": timing(0.5, 5.0),
+               "frozen": timing(0.05, 5.0, startup_s=3.0), "finetune": timing(0.5, 5.0)}
+
+
+def sides():
+    """Both sides' measurements, as their processes write them."""
+    return {side: {"runs": [{"mode": mode, "p": 0.1, **timing(PER_1000[mode][i], 10.0 * (i + 1))}
+                            for mode in MODES],
+                   "study_slice": STUDY_SLICE, "rss_mib": 1000.0 + i,
+                   "floor": FLOOR, "compute": {"matmul_gflops": 200.0,
+                                               "forward_flops_per_image": 12e6}}
+            for i, side in enumerate(("keras", "tltransfer"))}
+
+
+def whole():
+    """The whole-process section of 3,000-sample runs."""
+    return {"p": 0.1, "samples": 3000,
+            "runs": [{"mode": mode, "keras": {"total_s": keras, "import_s": 6.0},
+                      "tltransfer": {"total_s": keras / 2, "import_s": 6.0}, "ratio": 2.0}
+                     for mode, keras in zip(MODES, (9.0, 1.9, 13.5))]}
+
+
+def memory():
+    runs = [{"mode": mode, "outside_s": outside, "peak_rss_mib": peak}
+            for mode, outside, peak in zip(["source", *MODES] * 2, (1.6, 0.9, 0.7, 0.2, 0.4,
+                                                                     0.1, 0.3, 0.2),
+                                           (900, 950, 960, 1000, 1010, 1011, 1030, 1040))]
+    return {"p": 0.005, "samples": 200, "runs": runs}
+
+
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    path = tmp_path_factory.mktemp("benchmark") / "b.json"
-    out = benchmark("--quick", f"--json={path}")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout, json.loads(path.read_text())
+def report():
+    """A report of every section, made by the benchmark's own functions from the hand-made
+    measurements above."""
+    return {"settings": dataclasses.asdict(SETTINGS), "machine": figures.machine(),
+            **figures.combine(SETTINGS, sides()),
+            "whole": whole(),
+            "memory": {**memory(), "summary": figures.memory_summary(memory())},
+            "eval_chunk": 512, "eval_chunks": {"256": {"eval_images_per_s": 4000.0,
+                                                       "rss_mib": 900.0}}}
 
 
-def test_every_mode_is_timed_both_ways_with_its_ratio(quick):
-    _, report = quick
-    assert [(r["mode"], r["p"]) for r in report["runs"]] == [(m, 0.005) for m in MODES]
-    for run in report["runs"]:
-        for side in SIDES:
-            assert all(positive(run[side][key]) for key in ("s_per_1000", "total_s")), run
-        assert run["ratio"] == pytest.approx(
-            run["keras"]["s_per_1000"] / run["tltransfer"]["s_per_1000"])
-        assert run["ratio_total"] == pytest.approx(
-            run["keras"]["total_s"] / run["tltransfer"]["total_s"])
+def test_in_run_ratios_and_distance_to_the_floor(report):
+    runs = {r["mode"]: r for r in report["runs"]}
+    assert [(r["mode"], r["p"]) for r in report["runs"]] == [(m, 0.1) for m in MODES]
+    assert [runs[m]["ratio"] for m in MODES] == pytest.approx([2.0, 10.0, 1.5])
+    assert [runs[m]["ratio_total"] for m in MODES] == pytest.approx([0.5] * 3)  # 10 s vs 20 s
+    assert [runs[m]["floor_s_per_1000"] for m in MODES] == [1.5, 0.15, 1.5]
+    # keras 3.0 s/1000 is 100% over the whole CNN's floor of 1.5, 1900% over the classifier's
+    assert [runs[m]["keras_over_floor_pct"] for m in MODES] == pytest.approx([100, 1900, 100])
+    assert [runs[m]["tltransfer_over_floor_pct"] for m in MODES] == pytest.approx(
+        [0, 100, 100 / 3])
+    assert report["rss_mib"] == {"keras": 1000.0, "tltransfer": 1001.0}
 
 
-def test_floors_follow_their_formula(quick):
-    _, report = quick
-    evaluations_per_1000 = 1000 / report["settings"]["eval_every"]
-    for floor in report["floor"].values():
-        assert positive(floor["train_samples_per_s"]) and positive(floor["eval_images_per_s"])
-        assert floor["test_images"] == 3969
-        assert floor["s_per_1000"] == pytest.approx(
-            1000 / floor["train_samples_per_s"]
-            + evaluations_per_1000 * floor["test_images"] / floor["eval_images_per_s"])
-
-
-def test_study_estimate_and_memory(quick):
-    _, report = quick
+def test_study_estimate_extrapolates_each_run_to_the_full_budget(report):
+    # each run: start-up + 60 x s/1000; 6 source runs and 24 of each target mode
+    per_run = {"source": 2 + 30, "scratch": 1 + 30, "frozen": 3 + 3, "finetune": 1 + 30}
+    assert figures.study_estimate(STUDY_SLICE) == {
+        "per_run_s": pytest.approx(per_run), "total_s": pytest.approx(6 * 32 + 24 * 68)}
     study = report["study"]
-    assert study["runs"] == 78
-    for side in SIDES:
-        assert sorted(study[side]["slice"]) == sorted(("source", *MODES))
-        assert positive(study[side]["total_s"])
-        assert positive(report["rss_mib"][side])
-    assert study["ratio"] == pytest.approx(
-        study["keras"]["total_s"] / study["tltransfer"]["total_s"])
+    assert study["runs"] == STUDY_RUNS == 78
+    assert study["ratio"] == pytest.approx(1.0)  # both sides measured the same slice here
 
 
-def test_compute_counts_the_cnns_multiply_adds(quick):
-    _, report = quick
+def test_memory_summary(report):
+    summary = report["memory"]["summary"]
+    assert summary == {"runs": 8, "peak_after_5_mib": 1010, "peak_after_all_mib": 1040,
+                       "growth_mib": 30, "outside_first_s": [1.6, 0.9, 0.7, 0.2],
+                       "outside_later_median_s": pytest.approx(0.25),
+                       "outside_later_max_s": 0.4}
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_the_table_shows_each_section_from_its_own_figures_alone(report, section):
+    alone = {"settings": {**report["settings"], "sections": [section]},
+             "machine": report["machine"], **{k: report[k] for k in SECTION_KEYS[section]}}
+    text = table.table(alone)
+    assert f"\n{table.TITLES[section]}" in text
+    assert [title for other, title in table.TITLES.items()
+            if other != section and f"\n{title}" in text] == []
+
+
+def test_the_full_table_shows_every_section(report):
+    text = table.table(report)
+    for title in table.TITLES.values():
+        assert f"\n{title}" in text
+    whole_block = text.split(f"\n{table.TITLES['whole']}")[1]
+    scratch = next(line for line in whole_block.splitlines() if line.startswith("scratch"))
+    assert scratch.split()[:4] == ["scratch", "9.00", "4.50", "2.00"]
+    assert "total: keras 0h30m24s, tltransfer 0h30m24s, ratio 1.00" in text  # 1,824 s
+
+
+def test_compute_counts_the_cnns_multiply_adds():
     multiply_adds = 26 * 26 * 32 * 9 + 24 * 24 * 32 * 288 + 12 * 12 * 32 * 128 + 128 * 4
     # the profiler counts 2 per multiply-add, plus the bias adds and pooling comparisons
-    flops = report["compute"]["forward_flops_per_image"]
+    flops = tltransfer_side.forward_flops_per_image()
     assert 2 * multiply_adds <= flops < 1.01 * 2 * multiply_adds
-    assert positive(report["compute"]["matmul_gflops"])
 
 
-
-def test_whole_processes_are_timed_both_ways_without_the_tensorflow_import(quick):
-    _, report = quick
-    whole = report["whole"]
-    assert (whole["p"], whole["samples"]) == (0.005, 300)
-    assert [r["mode"] for r in whole["runs"]] == list(MODES)
-    for run in whole["runs"]:
-        for side in SIDES:
-            assert positive(run[side]["total_s"]) and positive(run[side]["import_s"])
-        assert run["ratio"] == pytest.approx(run["keras"]["total_s"]
-                                             / run["tltransfer"]["total_s"])
-
-
-def test_long_process_records_memory_and_time_outside_compiled_calls(quick):
-    _, report = quick
-    memory = report["memory"]
-    runs = memory["runs"]
-    assert [r["mode"] for r in runs] == ["source", *MODES] * 2
-    for run in runs:
-        assert run["wall_s"] >= run["compiled_s"] > 0
-        assert run["outside_s"] == pytest.approx(run["wall_s"] - run["compiled_s"])
-        assert positive(run["rss_mib"]) and run["peak_rss_mib"] >= run["rss_mib"]
-    summary = memory["summary"]
-    assert summary["runs"] == 8 and len(summary["outside_first_s"]) == 4
-    assert summary["peak_after_5_mib"] == runs[4]["peak_rss_mib"]
-    assert summary["growth_mib"] == pytest.approx(runs[-1]["peak_rss_mib"]
-                                                  - runs[4]["peak_rss_mib"])
-
-
-def test_eval_chunk_side_measures_speed_and_memory(quick):
-    _, report = quick
+def test_quick_chunks_section_end_to_end(tmp_path):
+    path = tmp_path / "b.json"
+    out = run_module("tools.benchmark", "--quick", "--sections=chunks", f"--json={path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(path.read_text())
+    assert sorted(report) == ["eval_chunk", "eval_chunks", "machine", "settings"]
+    assert report["settings"]["sections"] == ["chunks"] and report["settings"]["quick"]
+    assert report["machine"]["tensorflow"] == tf.__version__
     assert report["eval_chunk"] == train.EVAL_CHUNK
     assert list(report["eval_chunks"]) == ["256"]  # --quick measures the smallest only
     chunk = report["eval_chunks"]["256"]
+    assert sorted(chunk) == ["eval_images_per_s", "rss_mib"]
     assert positive(chunk["eval_images_per_s"]) and positive(chunk["rss_mib"])
-
-
-def test_table_names_every_mode_and_section(quick):
-    table, _ = quick
-    for text in (*MODES, "float32 floor", "whole default study", "peak RSS", "TensorFlow",
-                 "GFLOP/s", "whole process", "long process", "outside compiled calls"):
-        assert text in table
+    assert table.TITLES["chunks"] in out.stdout and table.TITLES["inrun"] not in out.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -132,10 +165,9 @@ def test_table_names_every_mode_and_section(quick):
     (["--quick", "--samples=2000"], "--quick sets its own budgets; drop --samples"),
     (["--whole_samples=500"], "--whole_samples=500 must be a multiple of 1000"),
     (["--memory_runs=5"], "--memory_runs=5 must be at least 6"),
+    (["--sections=whole,bogus"], "--sections=whole,bogus: unknown section bogus; choose from "
+                                 "inrun, whole, memory, chunks"),
+    (["--quick", "--sections="], "--sections is empty; choose from"),
 ])
 def test_bad_flags_give_one_clear_line(args, message):
-    out = benchmark(*args)
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last
+    assert message in error_line(run_module("tools.benchmark", *args))

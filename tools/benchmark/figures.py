@@ -1,0 +1,88 @@
+"""The figures derived from the measurements, by name: pure functions of plain dicts."""
+
+import importlib.metadata
+import os
+import statistics
+import sys
+
+from tools.benchmark.settings import (MODES, SIDES, STUDY_RUNS, STUDY_SAMPLES, STUDY_SOURCES,
+                                      STUDY_TARGETS_PER_MODE)
+
+def installed(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0],
+            "tensorflow": installed("tensorflow"), "keras": installed("keras")}
+
+
+def over_floor_pct(s_per_1000, floor_s_per_1000):
+    return 100 * (s_per_1000 / floor_s_per_1000 - 1)
+
+
+def study_estimate(slice_timings):
+    """The default study's wall time: per run, start-up + its samples at the steady rate."""
+    per_run = {mode: t["startup_s"] + STUDY_SAMPLES / 1000 * t["s_per_1000"]
+               for mode, t in slice_timings.items()}
+    total = (STUDY_SOURCES * per_run["source"]
+             + STUDY_TARGETS_PER_MODE * sum(per_run[mode] for mode in MODES))
+    return {"per_run_s": per_run, "total_s": total}
+
+
+def study_formula(settings):
+    return (f"total = {STUDY_SOURCES} x source run + {STUDY_TARGETS_PER_MODE} x (scratch + "
+            f"frozen + finetune run) = {STUDY_RUNS} runs; each run = start-up + "
+            f"{STUDY_SAMPLES // 1000} x steady s/1000 ({STUDY_SAMPLES:,} samples), both measured "
+            f"on a slice of one run per mode at p={settings.study_p:g}, dropout 0, "
+            f"{settings.study_samples} samples each")
+
+
+def combine(settings, sides):
+    """The in-run section's figures, by name, from the two sides' measurements."""
+    floor = sides["tltransfer"]["floor"]
+    runs = []
+    for p in settings.ps:
+        for mode in MODES:
+            keras, tlt = (next(r for r in sides[side]["runs"] if r["mode"] == mode and r["p"] == p)
+                          for side in SIDES)
+            floor_s = floor["frozen" if mode == "frozen" else "full"]["s_per_1000"]
+            runs.append({
+                "mode": mode, "p": p, "keras": keras, "tltransfer": tlt,
+                "ratio": keras["s_per_1000"] / tlt["s_per_1000"],
+                "ratio_total": keras["total_s"] / tlt["total_s"],
+                "floor_s_per_1000": floor_s,
+                "keras_over_floor_pct": over_floor_pct(keras["s_per_1000"], floor_s),
+                "tltransfer_over_floor_pct": over_floor_pct(tlt["s_per_1000"], floor_s)})
+    study = {side: {"slice": sides[side]["study_slice"],
+                    **study_estimate(sides[side]["study_slice"])}
+             for side in SIDES}
+    study["ratio"] = study["keras"]["total_s"] / study["tltransfer"]["total_s"]
+    study["runs"] = STUDY_RUNS
+    study["formula"] = study_formula(settings)
+    return {"runs": runs, "floor": floor, "compute": sides["tltransfer"]["compute"],
+            "study": study, "rss_mib": {side: sides[side]["rss_mib"] for side in SIDES}}
+
+
+def memory_summary(memory):
+    """Peak RSS after 5 runs and after all; seconds outside compiled calls per run, for the
+    first run of each shape and for the later ones."""
+    runs = memory["runs"]
+    seen, first, later = set(), [], []
+    for run in runs:
+        (later if run["mode"] in seen else first).append(run["outside_s"])
+        seen.add(run["mode"])
+    return {"runs": len(runs), "peak_after_5_mib": runs[4]["peak_rss_mib"],
+            "peak_after_all_mib": runs[-1]["peak_rss_mib"],
+            "growth_mib": runs[-1]["peak_rss_mib"] - runs[4]["peak_rss_mib"],
+            "outside_first_s": first, "outside_later_median_s": statistics.median(later),
+            "outside_later_max_s": max(later)}
