@@ -37,7 +37,7 @@ def positive(value):
 FLOOR = {"full": {"train_samples_per_s": 2000, "eval_images_per_s": 4000, "test_images": 4000,
                   "s_per_1000": 1.5},
          "frozen": {"train_samples_per_s": 20_000, "eval_images_per_s": 40_000,
-                    "test_images": 4000, "s_per_1000": 0.15}}
+                    "test_images": 4000, "s_per_1000": 0.15, "extract_images_per_s": 10_000}}
 # keras / tltransfer s per 1000 samples by mode, and whole-run seconds
 PER_1000 = {"scratch": (3.0, 1.5), "frozen": (3.0, 0.3), "finetune": (3.0, 2.0)}
 STUDY_SLICE = {"source": timing(0.5, 5.0, startup_s=2.0), "scratch": timing(0.5, 5.0),
@@ -55,8 +55,8 @@ def sides():
 
 
 def whole():
-    """The whole-process section of 3,000-sample runs."""
-    return {"p": 0.1, "samples": 3000,
+    """The whole-process section of 3,000-sample runs whose frozen run extracts 5,000 images."""
+    return {"p": 0.1, "samples": 3000, "frozen_extracted_images": 5000,
             "runs": [{"mode": mode, "keras": {"total_s": keras, "import_s": 6.0},
                       "tltransfer": {"total_s": keras / 2, "import_s": 6.0}, "ratio": 2.0}
                      for mode, keras in zip(MODES, (9.0, 1.9, 13.5))]}
@@ -76,7 +76,7 @@ def report():
     measurements above."""
     return {"settings": dataclasses.asdict(SETTINGS), "machine": figures.machine(),
             **figures.combine(SETTINGS, sides()),
-            "whole": whole(),
+            "whole": figures.bound_whole(whole(), FLOOR, eval_every=1000, floor_from="inrun"),
             "memory": {**memory(), "summary": figures.memory_summary(memory())},
             "eval_chunk": 512, "eval_chunks": {"256": {"eval_images_per_s": 4000.0,
                                                        "rss_mib": 900.0}}}
@@ -105,6 +105,17 @@ def test_study_estimate_extrapolates_each_run_to_the_full_budget(report):
     assert study["ratio"] == pytest.approx(1.0)  # both sides measured the same slice here
 
 
+def test_floor_bound_and_best_ratio_of_whole_processes(report):
+    # scratch, finetune: 3,000 samples at 2,000/s + 3 evaluations of 1 s = 4.5 s;
+    # frozen: 3,000 at 20,000/s + 3 x 0.1 s + 5,000 images extracted at 10,000/s = 0.95 s
+    runs = report["whole"]["runs"]
+    assert [r["floor_s"] for r in runs] == pytest.approx([4.5, 0.95, 4.5])
+    assert [r["best_ratio"] for r in runs] == pytest.approx([2.0, 2.0, 3.0])
+    assert report["whole"]["floor_from"] == "inrun"
+    # a shorter last window still evaluates: 2,500 samples make 3 evaluations
+    assert figures.floor_bound_s(FLOOR, "finetune", 2500, 1000, 0) == pytest.approx(1.25 + 3)
+
+
 def test_memory_summary(report):
     summary = report["memory"]["summary"]
     assert summary == {"runs": 8, "peak_after_5_mib": 1010, "peak_after_all_mib": 1040,
@@ -123,13 +134,14 @@ def test_the_table_shows_each_section_from_its_own_figures_alone(report, section
             if other != section and f"\n{title}" in text] == []
 
 
-def test_the_full_table_shows_every_section(report):
+def test_the_full_table_shows_every_section_and_the_new_figures(report):
     text = table.table(report)
     for title in table.TITLES.values():
         assert f"\n{title}" in text
+    assert "floor-bound s" in text and "best ratio" in text
     whole_block = text.split(f"\n{table.TITLES['whole']}")[1]
     scratch = next(line for line in whole_block.splitlines() if line.startswith("scratch"))
-    assert scratch.split()[:4] == ["scratch", "9.00", "4.50", "2.00"]
+    assert scratch.split()[:6] == ["scratch", "9.00", "4.50", "2.00", "4.50", "2.00"]
     assert "total: keras 0h30m24s, tltransfer 0h30m24s, ratio 1.00" in text  # 1,824 s
 
 

@@ -21,7 +21,9 @@ on all 6-9 test images every 1,000 training samples. The sections (--sections, a
           feature caching, the first window's extra cost, closing). The whole default study is
           extrapolated from both. Extras: the floor without op determinism, bfloat16 against
           float32 (whole runs, 3 seeds), the bfloat16 and batch-300 floors.
-  whole   each mode's run as a whole process, each side fresh, minus `import tensorflow`
+  whole   each mode's run as a whole process, each side fresh, minus `import tensorflow`; and
+          beside it the seconds of the run's compiled work at the float32 floor's rates (from
+          inrun, or measured for it), so keras s / those seconds is the best ratio reachable
   memory  one long process of tltransfer runs: peak memory after 5 runs and after all, and
           each run's seconds outside compiled calls
   chunks  evaluation speed and peak memory by evaluation chunk size (extras: every size)
@@ -49,8 +51,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("json", None, "Write every figure, by name, to this JSON file.")
 flags.DEFINE_list("sections", list(SECTIONS), "The sections to measure, shown in this order "
                   "whatever the order given: inrun (both sides' per-run figures, floors, "
-                  "compute, study estimate), whole (whole processes), memory (a long "
-                  "process), chunks (evaluation chunk sizes).")
+                  "compute, study estimate), whole (whole processes and the best ratio the "
+                  "floor allows), memory (a long process), chunks (evaluation chunk sizes).")
 flags.DEFINE_integer("repeats", 3, "Measurements of each figure; the median is reported (the "
                      "floors report the best).")
 flags.DEFINE_integer("samples", 5000, "Training samples of each timed run: a multiple of 1000 "
@@ -149,8 +151,14 @@ def measure_inrun(settings, report):
 
 
 def measure_whole(settings, report):
+    if "floor" in report:
+        floor, floor_from = report["floor"], "inrun"
+    else:
+        progress("measuring the float32 floor the whole processes are bound by")
+        floor, floor_from = run_side("floor", settings)["floor"], "own process"
     progress("measuring whole processes")
-    report["whole"] = process.measure_whole(settings)
+    report["whole"] = figures.bound_whole(process.measure_whole(settings), floor,
+                                          settings.eval_every, floor_from)
 
 
 def measure_memory(settings, report):

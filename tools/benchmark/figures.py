@@ -1,12 +1,22 @@
 """The figures derived from the measurements, by name: pure functions of plain dicts."""
 
 import importlib.metadata
+import math
 import os
 import statistics
 import sys
 
 from tools.benchmark.settings import (MODES, SIDES, STUDY_RUNS, STUDY_SAMPLES, STUDY_SOURCES,
                                       STUDY_TARGETS_PER_MODE)
+
+FLOOR_BOUND_FORMULA = (
+    "floor-bound s = the run's compiled work at the float32 floor's rates: samples / train "
+    "rate + its evaluations x test images / eval rate, and for frozen also the training and "
+    "test images whose features it extracts once / extraction rate (whole-CNN floor for "
+    "scratch and finetune, classifier-on-cached-features floor for frozen); best ratio = "
+    "keras s / floor-bound s, the largest ratio a tltransfer whose results stay bit-identical "
+    "(so whose compiled work is fixed) could reach on this machine")
+
 
 def installed(package):
     try:
@@ -71,6 +81,27 @@ def combine(settings, sides):
     study["formula"] = study_formula(settings)
     return {"runs": runs, "floor": floor, "compute": sides["tltransfer"]["compute"],
             "study": study, "rss_mib": {side: sides[side]["rss_mib"] for side in SIDES}}
+
+
+def floor_bound_s(floor, mode, samples, eval_every, extracted_images):
+    """Seconds of one run's compiled work at the floor's rates (see FLOOR_BOUND_FORMULA)."""
+    rates = floor["frozen" if mode == "frozen" else "full"]
+    seconds = (samples / rates["train_samples_per_s"] + math.ceil(samples / eval_every)
+               * rates["test_images"] / rates["eval_images_per_s"])
+    if mode == "frozen":
+        seconds += extracted_images / rates["extract_images_per_s"]
+    return seconds
+
+
+def bound_whole(whole, floor, eval_every, floor_from):
+    """The whole-process section with each run's floor-bound seconds and best ratio."""
+    runs = []
+    for run in whole["runs"]:
+        bound = floor_bound_s(floor, run["mode"], whole["samples"], eval_every,
+                              whole["frozen_extracted_images"])
+        runs.append({**run, "floor_s": bound, "best_ratio": run["keras"]["total_s"] / bound})
+    return {**whole, "runs": runs, "floor_from": floor_from,
+            "floor_bound_formula": FLOOR_BOUND_FORMULA}
 
 
 def memory_summary(memory):

@@ -3,6 +3,7 @@
 calls)."""
 
 import dataclasses
+import glob
 import json
 import os
 import statistics
@@ -45,6 +46,17 @@ def whole_process(module, *args):
     return {"total_s": seconds - imported, "import_s": imported}
 
 
+def extracted_images(logdir, mode):
+    """The images a run of `mode` under `logdir` passed through its features once (a frozen
+    run caches its training and test images' features), from its result.json."""
+    for path in glob.glob(os.path.join(logdir, "*", "result.json")):
+        with open(path) as f:
+            result = json.load(f)
+        if result["config"]["mode"] == mode:
+            return result["n_train"] + result["n_test"]
+    raise RuntimeError(f"no result.json of a {mode} run under {logdir}")
+
+
 def measure_whole(settings):
     """Each mode's run as a whole process, each side fresh: tltransfer's command line (its
     source net already trained, as in a study) against the Keras script of the same run."""
@@ -70,6 +82,7 @@ def measure_whole(settings):
                 progress(f"whole process: {mode} repeat {repeat + 1}/{settings.repeats}: keras "
                          f"{figures[mode]['keras'][-1]['total_s']:.2f} s, tltransfer "
                          f"{figures[mode]['tltransfer'][-1]['total_s']:.2f} s")
+        extracted = extracted_images(os.path.join(tmp, "frozen0"), "frozen")
     runs = []
     for mode in MODES:
         run = {"mode": mode}
@@ -80,7 +93,8 @@ def measure_whole(settings):
             run[side]["repeats_total_s"] = [r["total_s"] for r in repeats]
         run["ratio"] = run["keras"]["total_s"] / run["tltransfer"]["total_s"]
         runs.append(run)
-    return {"p": settings.whole_p, "samples": settings.whole_samples, "runs": runs}
+    return {"p": settings.whole_p, "samples": settings.whole_samples, "runs": runs,
+            "frozen_extracted_images": extracted}
 
 
 def measure_memory(settings, mnist):

@@ -12,7 +12,7 @@ from tools.benchmark.measure import load_mnist, median_timings, peak_rss_mib, pr
 from tools.benchmark.process import REPO
 from tools.benchmark.settings import MODES
 
-SIDE_NAMES = ("keras", "tltransfer", "nondeterministic", "precision", "eval_chunk",
+SIDE_NAMES = ("keras", "tltransfer", "floor", "nondeterministic", "precision", "eval_chunk",
               "keras_whole", "memory")
 
 
@@ -41,7 +41,11 @@ def measure_side(name, settings, whole_mode=None, eval_chunk=None):
     mnist = load_mnist()
     if name == "keras_whole":  # first, so that the process does nothing else
         return keras_side.measure_keras_whole(settings, mnist, whole_mode)
+    import tensorflow as tf
     from tltransfer import data
+    if name == "floor":  # the floors the whole processes are bound by, with op determinism
+        tf.config.experimental.enable_op_determinism()
+        return {"floor": tltransfer_side.measure_floor(settings, mnist, extras=False)}
     if name == "nondeterministic":  # the floor again, in a process without op determinism
         return {"floor": tltransfer_side.measure_floor(settings, mnist, extras=True)}
     if name == "precision":

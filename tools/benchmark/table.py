@@ -55,6 +55,8 @@ def floor_lines(report):
                          f"{f['eval_images_per_s']:>15,.0f}{f['s_per_1000']:>8.3f}")
     lines.append(f"  s/1000 = 1000 / train rate + {1000 // s['eval_every']} x "
                  f"{floor['full']['test_images']} / eval rate")
+    lines.append(f"  a frozen run also extracts its images' features once: "
+                 f"{floor['frozen']['extract_images_per_s']:,.0f} images/s")
     on, off = floor["full"], report.get("floor_nondeterministic", {}).get("full")
     if off:
         train_change = 100 * (off["train_samples_per_s"] / on["train_samples_per_s"] - 1)
@@ -130,16 +132,20 @@ def inrun_lines(report):
 
 def whole_lines(report):
     whole, repeats = report["whole"], report["settings"]["repeats"]
+    floor_from = {"inrun": "the in-run section's float32 floor",
+                  "own process": "a float32 floor measured for this section"}[whole["floor_from"]]
     lines = [f"{TITLES['whole']}: one run per process, each side fresh, minus `import "
              f"tensorflow` (p={whole['p']:g}, {whole['samples']:,} samples; tltransfer's "
              f"command line with its source net trained before; median of {repeats})",
-             f"{'mode':<10}{'keras s':>9}{'tltransfer s':>14}{'ratio':>7}  | import tensorflow "
-             "s: keras, tltransfer"]
+             f"{'mode':<10}{'keras s':>9}{'tltransfer s':>14}{'ratio':>7}{'floor-bound s':>15}"
+             f"{'best ratio':>12}  | import tensorflow s: keras, tltransfer"]
     for r in whole["runs"]:
         k, t = r["keras"], r["tltransfer"]
         lines.append(f"{r['mode']:<10}{k['total_s']:>9.2f}{t['total_s']:>14.2f}"
-                     f"{r['ratio']:>7.2f}  | {k['import_s']:.2f}, {t['import_s']:.2f}")
-    return lines
+                     f"{r['ratio']:>7.2f}{r['floor_s']:>15.2f}{r['best_ratio']:>12.2f}  | "
+                     f"{k['import_s']:.2f}, {t['import_s']:.2f}")
+    return lines + [wrap(f"{whole['floor_bound_formula']}. Rates from {floor_from}; a frozen "
+                         f"run extracts {whole['frozen_extracted_images']:,} images.")]
 
 
 def memory_lines(report):
