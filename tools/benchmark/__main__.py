@@ -1,6 +1,6 @@
 """How fast is tltransfer? Times it against a plain Keras baseline on the same data and protocol.
 
-    python -m tools.benchmark --json=benchmark.json    # the full benchmark: over an hour
+    python -m tools.benchmark --json=benchmark.json    # the full benchmark: ~1 h on 2 cores
     python -m tools.benchmark --quick                  # a smoke version, a few minutes
     python -m tools.benchmark --sections=whole,memory  # only these sections
 
