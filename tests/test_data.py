@@ -1,4 +1,3 @@
-import gzip
 import hashlib
 import shutil
 
@@ -8,6 +7,7 @@ import tensorflow as tf
 
 from tltransfer import data
 from tltransfer.config import format_classes, parse_classes
+from conftest import write_idx
 
 
 def test_shipped_file_is_the_official_mnist(mnist):
@@ -139,14 +139,6 @@ def test_random_subsets_are_stratified_and_drawn_per_seed(mnist):
     assert np.all(np.abs(np.bincount(a.y_train) - expected) < 1)
     prefix = data.target_task(mnist, 0.1)
     assert not np.array_equal(a.x_train, prefix.x_train)
-
-
-def write_idx(path, array, compress):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
-    opener = gzip.open if compress else open
-    with opener(str(path) + (".gz" if compress else ""), "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def test_idx_directory_loads_the_same_arrays(tmp_path, mnist):

@@ -9,18 +9,7 @@ import tensorflow as tf
 
 from tltransfer import experiment, rundir
 from tltransfer.config import Config
-
-
-def scalars(run_dir, tag):
-    """step -> value of one tag, read from the run's events as TF2 tensors."""
-    points = {}
-    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
-        for raw in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                if value.tag == tag:
-                    points[event.step] = float(tf.make_ndarray(value.tensor))
-    return points
+from conftest import quiet, read_events
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +17,7 @@ def scratch_run(tmp_path_factory, mnist):
     logdir = str(tmp_path_factory.mktemp("e2e"))
     config = Config(mode="scratch", p=0.01, seed=1, train_samples=3000)
     events = []
-    result = experiment.run(config, logdir, log=lambda line: None, mnist=mnist,
+    result = experiment.run(config, logdir, log=quiet, mnist=mnist,
                             progress=events.append)
     return logdir, config, result, events
 
@@ -39,12 +28,12 @@ def test_end_to_end_run_writes_result_and_curve(scratch_run):
     with open(os.path.join(run_dir, "result.json")) as f:
         assert json.load(f) == result
     assert result["n_train"] == 200 and result["n_test"] == 3969
-    accuracy = scalars(run_dir, "test/accuracy")
+    accuracy = read_events(run_dir, "test/accuracy")[0]
     assert sorted(accuracy) == [1000, 2000, 3000]
     assert accuracy[3000] == pytest.approx(result["test_accuracy"])
     assert result["curve"]["step"] == [1000, 2000, 3000]
     assert result["test_accuracy"] > 0.6  # chance is 0.25
-    assert sorted(scalars(run_dir, "train/loss")) == [1000, 2000, 3000]
+    assert sorted(read_events(run_dir, "train/loss")[0]) == [1000, 2000, 3000]
 
 
 def test_progress_is_an_event_after_every_evaluation(scratch_run):
@@ -134,7 +123,7 @@ def test_unfinished_run_is_redone(tmp_path, mnist):
     run_dir.mkdir()
     (run_dir / "config.json").write_text("{}")
     (run_dir / "result.json").write_text('{"config": ')  # a write cut short
-    result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    result = experiment.run(config, str(tmp_path), log=quiet, mnist=mnist)
     assert result["curve"]["step"] == [100, 200]
     assert json.loads((run_dir / "result.json").read_text()) == result
 
@@ -173,7 +162,7 @@ def test_other_classes_get_their_own_names_and_output_width(tmp_path, mnist):
     assert config.name == "frozen_p0.01_drop0_seed0_from0-4_to5-9_random_n200_eval100_srcn200"
     assert config.source().name == "source_drop0_seed0_from0-4_eval100_srcn200"
     assert Config().name == "finetune_p1_drop0_seed0"  # defaults keep the lab's names
-    result = experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    result = experiment.run(config, str(tmp_path), log=quiet, mnist=mnist)
     assert result["n_train"] == 200 and result["n_test"] == int(np.sum(mnist.y_test >= 5))
     path = os.path.join(tmp_path, config.name, rundir.WEIGHTS)
     assert tf.train.load_variable(path, "model/classifier/logits/w/.ATTRIBUTES/VARIABLE_VALUE"

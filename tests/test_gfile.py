@@ -7,31 +7,24 @@ import os
 import pytest
 import tensorflow as tf
 
-from tltransfer import rundir, study
+from tltransfer import export, rundir, study
 from tltransfer.config import Config
-from tltransfer import export
-
-SETTINGS = dict(p=0.005, dropout=0.0, seed=0, train_samples=300, source_samples=200,
-                eval_every=100)
+from conftest import TINY, Crash
 
 
-class Crash(Exception):
-    pass
-
-
-def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, monkeypatch):
+def test_study_resume_and_export_on_an_in_memory_filesystem(tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so that a path mistaken for a local one would show up here
     logdir = "ram://tltransfer-test/logs"
-    configs = [Config(mode=m, **SETTINGS) for m in ("scratch", "frozen")]
+    configs = [Config(mode=m, dropout=0.0, **TINY) for m in ("scratch", "frozen")]
     names = {c.mode: c.name for c in configs + [configs[1].source()]}
 
     def crash_in_frozen(line):
         if f"] {names['frozen']}:" in line and "200/300" in line:
             raise Crash()
     with pytest.raises(Crash):
-        study.run_all(configs, logdir, crash_in_frozen, mnist, checkpoint_seconds=0)
+        study.run_all(configs, logdir, crash_in_frozen, tiny_mnist, checkpoint_seconds=0)
     lines = []
-    results, failures = study.run_all(configs, logdir, lines.append, mnist)
+    results, failures = study.run_all(configs, logdir, lines.append, tiny_mnist)
     assert not failures and len(results) == 3
     assert any(f"{names['frozen']}: resuming at 200 samples" in line for line in lines)
     for name in names.values():
@@ -39,7 +32,7 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(mnist, tmp_path, mon
         assert result["curve"]["step"][-1] == (200 if name.startswith("source") else 300)
         assert not tf.io.gfile.exists(f"{logdir}/{name}/{rundir.CHECKPOINTS}")
     again = []
-    study.run_all(configs, logdir, again.append, mnist)
+    study.run_all(configs, logdir, again.append, tiny_mnist)
     assert "0 to train" in again[0]
 
     runs, count, incomplete, failed = export.export(logdir, "ram://tltransfer-test/out.csv")

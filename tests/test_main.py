@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from conftest import TINY, error_line, flags_of, run_main
+from conftest import TINY, error_line, flags_of, run_main, run_name
 
 
 @pytest.mark.parametrize("args, message", [
@@ -24,8 +24,8 @@ def test_bad_flags_give_one_clear_line(tmp_path, args, message):
 def test_main_runs_a_transfer_run_with_its_source(tmp_path):
     out = run_main("--mode=frozen", "--dropout=0", *flags_of(TINY), f"--logdir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    frozen, source = ("frozen_p0.005_drop0_seed0_n300_eval100_srcn300",
-                      "source_drop0_seed0_eval100_srcn300")
+    frozen, source = run_name("frozen", **TINY), run_name("source", **TINY)
+    assert frozen.startswith("frozen_p0.005_drop0_seed0_n300_eval100_srcn200_data-")
     assert sorted(os.listdir(tmp_path)) == [".claims", frozen, source, "studies.jsonl"]
     result = json.loads((tmp_path / frozen / "result.json").read_text())
     assert result["source_run"] == source

@@ -1,6 +1,5 @@
 """Reproducible to the bit, and resumable: an interrupted run ends as an uninterrupted one."""
 
-import glob
 import json
 import os
 import signal
@@ -14,42 +13,16 @@ import tensorflow as tf
 
 from tltransfer import experiment, rundir
 from tltransfer.config import Config
+from conftest import TINY, Crash, crash_at, flags_of, quiet, read_events
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETTINGS = dict(p=0.005, dropout=0.5, seed=0, train_samples=600, source_samples=200,
-                eval_every=100)
-
-
-class Crash(Exception):
-    pass
-
-
-def quiet(line):
-    pass
-
-
-def crash_at(samples):
-    """A progress callback that crashes the run at its evaluation after `samples`."""
-    def progress(event):
-        if event.samples == samples:
-            raise Crash()
-    return progress
+# Six evaluations, with dropout: resume points before, between and after checkpoints.
+SETTINGS = {**TINY, "dropout": 0.5, "train_samples": 600}
 
 
 def weights(run_dir):
     path = os.path.join(run_dir, rundir.WEIGHTS)
     return {n: tf.train.load_variable(path, n) for n, _ in tf.train.list_variables(path)
             if n.startswith("model/")}
-
-
-def raw_steps(run_dir, tag="test/accuracy"):
-    """Every step at which `tag` was written, duplicates included."""
-    steps = []
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            steps += [event.step for v in event.summary.value if v.tag == tag]
-    return steps
 
 
 def assert_same_run(dir_a, dir_b):
@@ -60,49 +33,49 @@ def assert_same_run(dir_a, dir_b):
     assert wa.keys() == wb.keys()
     for name in wa:
         np.testing.assert_array_equal(wa[name], wb[name])
-    assert raw_steps(dir_a) == raw_steps(dir_b) == list(range(100, 601, 100))
+    assert read_events(dir_a)[1] == read_events(dir_b)[1] == list(range(100, 601, 100))
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, mnist):
+def reference(tmp_path_factory, tiny_mnist):
     logdir = str(tmp_path_factory.mktemp("reference"))
     for mode in ("scratch", "frozen"):
-        experiment.run(Config(mode=mode, **SETTINGS), logdir, quiet, mnist)
+        experiment.run(Config(mode=mode, **SETTINGS), logdir, quiet, tiny_mnist)
     return logdir
 
 
-def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reference, tmp_path, mnist):
+def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reference, tmp_path, tiny_mnist):
     config = Config(mode="scratch", **SETTINGS)
-    experiment.run(config, str(tmp_path), quiet, mnist)
+    experiment.run(config, str(tmp_path), quiet, tiny_mnist)
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
     other = Config(mode="scratch", **{**SETTINGS, "seed": 1})
-    other_result = experiment.run(other, str(tmp_path), quiet, mnist)
+    other_result = experiment.run(other, str(tmp_path), quiet, tiny_mnist)
     same_result = json.loads(open(os.path.join(reference, config.name, "result.json")).read())
     assert other_result["curve"]["test_loss"] != same_result["curve"]["test_loss"]
 
 
 @pytest.mark.parametrize("mode", ["scratch", "frozen"])
-def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path, mnist, mode):
+def test_run_interrupted_after_an_evaluation_resumes_exactly(reference, tmp_path, tiny_mnist, mode):
     config = Config(mode=mode, **SETTINGS)
     if mode == "frozen":  # reuse the reference's source net
         source = config.source().name
         os.symlink(os.path.join(reference, source), os.path.join(tmp_path, source))
 
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0,
+        experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=0,
                        progress=crash_at(300))
     run_dir = os.path.join(tmp_path, config.name)
     assert not os.path.exists(os.path.join(run_dir, "result.json"))
     checkpoints = os.path.join(run_dir, rundir.CHECKPOINTS)
     assert tf.train.latest_checkpoint(checkpoints).endswith("-300")
     lines = []
-    experiment.run(config, str(tmp_path), lines.append, mnist)
+    experiment.run(config, str(tmp_path), lines.append, tiny_mnist)
     assert lines[0] == f"{config.name}: resuming at 300 samples"
     assert_same_run(os.path.join(reference, config.name), run_dir)
     assert not os.path.exists(os.path.join(run_dir, rundir.CHECKPOINTS))
 
 
-def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp_path, mnist,
+def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp_path, tiny_mnist,
                                                                   monkeypatch):
     config = Config(mode="scratch", **SETTINGS)
     save = tf.train.CheckpointManager.save
@@ -115,7 +88,7 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
         return save(self, checkpoint_number=checkpoint_number)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_crash)
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=0)
+        experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=0)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
 
     write = rundir.write_json_atomic
@@ -128,15 +101,15 @@ def test_crash_during_checkpoint_and_final_writes_resumes_exactly(reference, tmp
         write(path, obj)
     monkeypatch.setattr(experiment, "write_json_atomic", crash_on_result)
     with pytest.raises(Crash):
-        experiment.run(config, str(tmp_path), quiet, mnist)
+        experiment.run(config, str(tmp_path), quiet, tiny_mnist)
     monkeypatch.setattr(experiment, "write_json_atomic", write)
     assert rundir.completed_result(config, str(tmp_path)) is None
 
-    experiment.run(config, str(tmp_path), quiet, mnist)
+    experiment.run(config, str(tmp_path), quiet, tiny_mnist)
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
 
 
-def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist, monkeypatch):
+def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, tiny_mnist, monkeypatch):
     config = Config(mode="scratch", **SETTINGS)
     save = tf.train.CheckpointManager.save
     saved = []
@@ -147,7 +120,7 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist,
     monkeypatch.setattr(tf.train.CheckpointManager, "save", counted_save)
 
     with pytest.raises(Crash):  # no hour has passed: nothing to resume from
-        experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=3600,
+        experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=3600,
                        progress=crash_at(300))
     assert saved == []
 
@@ -156,24 +129,23 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, mnist,
             experiment.STOP.set()
     try:
         with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
-            experiment.run(config, str(tmp_path), quiet, mnist, checkpoint_seconds=3600,
+            experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=3600,
                            progress=stop_at_300)
     finally:
         experiment.STOP.clear()
     assert saved == [400]  # the run started over, and the stop wrote the only checkpoint
     lines = []
-    experiment.run(config, str(tmp_path), lines.append, mnist, checkpoint_seconds=3600)
+    experiment.run(config, str(tmp_path), lines.append, tiny_mnist, checkpoint_seconds=3600)
     assert lines[0] == f"{config.name}: resuming at 400 samples"
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))
 
 
-@pytest.mark.parametrize("kill_after_checkpoint", [200, 400])
-def test_kill_9_of_a_real_run_then_resume(reference, tmp_path, kill_after_checkpoint):
+def test_kill_9_of_a_real_run_then_resume(reference, tmp_path):
+    kill_after_checkpoint = 300  # mid-run: checkpoints before it and evaluations after it
     config = Config(mode="scratch", **SETTINGS)
-    command = [sys.executable, "-m", "tltransfer.main", "--mode=scratch", "--p=0.005",
-               "--dropout=0.5", "--seed=0", "--train_samples=600", "--source_samples=200",
-               "--eval_every=100", "--checkpoint_seconds=0",
-               f"--logdir={tmp_path}"]
+    command = [sys.executable, "-m", "tltransfer.main", "--mode=scratch",
+               *flags_of({k: v for k, v in SETTINGS.items() if k != "source_samples"}),
+               "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = os.path.join(tmp_path, config.name, rundir.CHECKPOINTS,
                           f"ckpt-{kill_after_checkpoint}.index")

@@ -12,10 +12,9 @@ import time
 
 import pytest
 
-from conftest import REPO, run_name
+from conftest import ONE_EVAL, REPO, flags_of, run_name
 
-RUNS = sorted(run_name(mode, p=0.005, train_samples=200, source_samples=200, eval_every=100)
-              for mode in ("frozen", "scratch", "source"))
+RUNS = sorted(run_name(mode, **ONE_EVAL) for mode in ("frozen", "scratch", "source"))
 
 CONF = """ClusterName=tltransfer
 SlurmctldHost=localhost
@@ -85,8 +84,9 @@ def test_the_example_job_array_trains_every_run_once(cluster, tmp_path):
         ["sbatch", "--wait", "--array=0-1", "--cpus-per-task=1", "--mem=512M",
          f"--output={tmp_path}/slurm-%A_%a.out",
          f"--export=ALL,PYTHON={sys.executable},FLAGFILE=flags/smoke.cfg",
-         "tools/slurm/study.sbatch", f"--logdir={logdir}", "--p=0.005", "--dropout=0",
-         "--mode=scratch,frozen", "--train_samples=200", "--source_samples=200"],
+         "tools/slurm/study.sbatch", f"--logdir={logdir}", "--dropout=0",
+         "--mode=scratch,frozen",
+         *flags_of({k: v for k, v in ONE_EVAL.items() if k != "seed"})],  # smoke.cfg: --seeds
         cwd=REPO, env=cluster, capture_output=True, text=True, timeout=600)
     logs = "".join(p.read_text() for p in sorted(tmp_path.glob("slurm-*.out")))
     assert out.returncode == 0, out.stderr + logs

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tltransfer import data, experiment, model, rundir, train
 from tltransfer.config import Config
-from conftest import TINY, run_name
+from conftest import TINY, quiet, run_name
 
 SOURCE = run_name("source", **TINY)
 
@@ -126,21 +126,21 @@ def test_bfloat16_compute_trains_float32_variables(mnist):
         loss, accuracy = trainer.train_window(x, y, next(windows))
     assert float(loss) < 0.6 * float(first_loss) and float(accuracy) > 0.8
     assert all(v.dtype == tf.float32 for v in net.trainable_variables)
-    test_accuracy, _ = trainer.evaluate(data.images_tensor(task.x_test), tf.constant(task.y_test))
+    test_accuracy, _ = trainer.evaluate(data.images_tensor(task.x_test[:500]),
+                                        tf.constant(task.y_test[:500]))
     assert float(test_accuracy) > 0.7
 
 
 @pytest.mark.parametrize("depth, frozen_layers", [(1, ["conv1"]), (2, ["conv1", "conv2"]),
                                                   (3, ["conv1", "conv2", "hidden"])])
-def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path, mnist, depth,
+def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path, tiny_mnist, depth,
                                                             frozen_layers):
     logdir, _ = tiny_study
     source_dir = f"{logdir}/{SOURCE}"
     os.symlink(source_dir, tmp_path / SOURCE)
-    config = Config(mode="frozen", p=0.005, seed=0, train_samples=300,
-                    source_samples=300, eval_every=100, transfer_layers=depth)
+    config = Config(mode="frozen", transfer_layers=depth, **TINY)
     assert len(train.trainable_variables(model.CNN(4, 0), "frozen", depth)) == 2 * (4 - depth)
-    experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     source, tuned = weights(source_dir), weights(f"{tmp_path}/{config.name}")
     paths = {"conv1": "features/conv1", "conv2": "features/conv2", "hidden": "classifier/hidden",
              "logits": "classifier/logits"}
@@ -153,14 +153,13 @@ def test_transfer_depth_copies_and_freezes_the_first_layers(tiny_study, tmp_path
                 tuned[key], source[key]), layer
 
 
-def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path, mnist):
+def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path, tiny_mnist):
     logdir, results = tiny_study
     source_dir = f"{logdir}/{SOURCE}"
     os.symlink(source_dir, tmp_path / SOURCE)
-    config = Config(mode="finetune", p=0.005, seed=0, train_samples=300,
-                    source_samples=300, eval_every=100, transferred_lr_scale=0.1)
-    assert config.name == "finetune_p0.005_drop0_seed0_lrx0.1_n300_eval100_srcn300"
-    experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+    config = Config(mode="finetune", transferred_lr_scale=0.1, **TINY)
+    assert config.name.startswith("finetune_p0.005_drop0_seed0_lrx0.1_n300_eval100_srcn200_data-")
+    experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     source = weights(source_dir)
     slow = weights(f"{tmp_path}/{config.name}")
     fast = weights(f"{logdir}/{results['finetune']['run']}")
@@ -170,37 +169,36 @@ def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path,
     assert 0 < moved_slow < 0.3 * moved_fast
 
 
-def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, mnist):
+def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, tiny_mnist):
     """The process compiles each shape of run once: later runs only load their values."""
-    settings = dict(p=0.005, train_samples=300, source_samples=200, eval_every=100)
-    first = [Config(mode=mode, seed=0, **settings) for mode in ("scratch", "frozen", "finetune")]
+    settings = {**TINY, "seed": 0}
+    first = [Config(mode=mode, **settings) for mode in ("scratch", "frozen", "finetune")]
     train.clear_cache()
     traced = len(train.TRACES)
     for config in first:
-        experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     assert len(train.TRACES) > traced
     traced = len(train.TRACES)
     # Other seeds, learning rates, budgets and proportions: the same shapes, new sources.
-    again = [Config(mode="scratch", seed=1, lr=0.002, **settings),
-             Config(mode="frozen", seed=1, **{**settings, "p": 0.01}),
-             Config(mode="finetune", seed=1, **{**settings, "train_samples": 500})]
+    again = [Config(mode="scratch", **{**settings, "seed": 1, "lr": 0.002}),
+             Config(mode="frozen", **{**settings, "seed": 1, "p": 0.01}),
+             Config(mode="finetune", **{**settings, "seed": 1, "train_samples": 500})]
     for config in again:
-        experiment.run(config, str(tmp_path), log=lambda line: None, mnist=mnist)
+        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     assert train.TRACES[traced:] == []
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
-def test_a_reused_trainer_gives_the_bits_of_a_fresh_one(tmp_path, mnist, schedule):
+def test_a_reused_trainer_gives_the_bits_of_a_fresh_one(tmp_path, tiny_mnist, schedule):
     """Adam, the step, the seed and the schedule are all reset between runs."""
-    settings = dict(p=0.005, dropout=0.5, train_samples=300, eval_every=100,
-                    lr_schedule=schedule)
-    config = Config(mode="scratch", seed=0, **settings)
+    settings = {**TINY, "dropout": 0.5, "lr_schedule": schedule}
+    config = Config(mode="scratch", **settings)
     train.clear_cache()
-    fresh = experiment.run(config, str(tmp_path / "fresh"), log=lambda line: None, mnist=mnist)
-    other = Config(mode="scratch", seed=3, **{**settings, "lr": 0.003, "train_samples": 500})
-    experiment.run(other, str(tmp_path / "reused"), log=lambda line: None, mnist=mnist)
-    reused = experiment.run(config, str(tmp_path / "reused"), log=lambda line: None,
-                            mnist=mnist)
+    fresh = experiment.run(config, str(tmp_path / "fresh"), log=quiet, mnist=tiny_mnist)
+    other = Config(mode="scratch", **{**settings, "seed": 3, "lr": 0.003, "train_samples": 500})
+    experiment.run(other, str(tmp_path / "reused"), log=quiet, mnist=tiny_mnist)
+    reused = experiment.run(config, str(tmp_path / "reused"), log=quiet,
+                            mnist=tiny_mnist)
     assert reused == fresh
     a, b = weights(tmp_path / "fresh" / config.name), weights(tmp_path / "reused" / config.name)
     for name in a:
