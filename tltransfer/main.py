@@ -71,8 +71,8 @@ flags.DEFINE_float("checkpoint_seconds", CHECKPOINT_SECONDS,
                    "so it loses at most this much.")
 flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
-                  "Measured on a 2-core CPU (tools/benchmark.py): no cost for the whole CNN; "
-                  "the classifier-only step of frozen runs goes at half speed (still ~10x "
+                  "Measured on a 2-core CPU (python -m tools.benchmark): no cost for the whole "
+                  "CNN; the classifier-only step of frozen runs goes at half speed (still ~10x "
                   "faster than a plain Keras loop).")
 
 
