@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tltransfer import export, rundir, study
 from tltransfer.config import Config
-from conftest import TINY, Crash
+from conftest import TINY, Crash, quiet
 
 
 def test_study_resume_and_export_on_an_in_memory_filesystem(tiny_mnist, tmp_path, monkeypatch):
@@ -18,11 +18,12 @@ def test_study_resume_and_export_on_an_in_memory_filesystem(tiny_mnist, tmp_path
     configs = [Config(mode=m, dropout=0.0, **TINY) for m in ("scratch", "frozen")]
     names = {c.mode: c.name for c in configs + [configs[1].source()]}
 
-    def crash_in_frozen(line):
-        if f"] {names['frozen']}:" in line and "200/300" in line:
+    def crash_in_frozen(event):
+        if (event.run, event.samples) == (names["frozen"], 200):
             raise Crash()
     with pytest.raises(Crash):
-        study.run_all(configs, logdir, crash_in_frozen, tiny_mnist, checkpoint_seconds=0)
+        study.run_all(configs, logdir, quiet, tiny_mnist, checkpoint_seconds=0,
+                      progress=crash_in_frozen)
     lines = []
     results, failures = study.run_all(configs, logdir, lines.append, tiny_mnist)
     assert not failures and len(results) == 3

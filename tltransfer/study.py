@@ -77,7 +77,7 @@ def shard(runs, index, count):
 
 
 def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
-            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None):
+            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
@@ -86,7 +86,8 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     can share one log root, each run trained once. `shard_of` = (index, count) takes only that
     shard's part of the plan; `checkpoint_seconds` goes to every experiment.run. The configs
     this call trains (or finishes) are appended to the list `trained` as they complete, so the
-    caller knows them even when the study stops half-way.
+    caller knows them even when the study stops half-way. `progress`, when given, also
+    receives every run's Progress events.
     """
     trained = [] if trained is None else trained
     runs = shard(plan(configs), *shard_of)
@@ -107,7 +108,9 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
             def log_line(line, eta="", prefix=prefix):
                 log(f"{prefix} {duration(clock.elapsed())}{eta}] {line}")
 
-            def progress(event, config=config, after=pending[i + 1:], due=due):
+            def report(event, config=config, after=pending[i + 1:], due=due):
+                if progress is not None:
+                    progress(event)
                 if event.samples < due.get(event.run, 0) and event.samples < event.total:
                     return
                 due[event.run] = event.samples + max(event.total // 10, 1)
@@ -119,7 +122,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
                 done = rundir.completed_result(config, logdir)  # another process finished it
                 results[config] = done or experiment.run(
                     config, logdir, log=log_line, mnist=mnist, wait=False,
-                    checkpoint_seconds=checkpoint_seconds, progress=progress)
+                    checkpoint_seconds=checkpoint_seconds, progress=report)
                 if done is None:
                     trained.append(config)
                     clock.record(config, time.perf_counter() - started)
