@@ -1,5 +1,6 @@
 """What the command-line entry points share: absl flags, each error told in one line."""
 
+import logging
 import os
 import sys
 
@@ -62,6 +63,27 @@ def plural(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def run(main):
-    """app.run(main) with one-line flag errors."""
-    app.run(main, flags_parser=parse_flags)
+def run(main, quick_exit=True):
+    """app.run(main) with one-line flag errors, and a quick exit.
+
+    Once main has returned or exited, its files closed and its streams flushed, the process ends
+    without the interpreter's teardown: with TensorFlow loaded that teardown takes ~0.8 s
+    (measured on 2 cores) and saves nothing. An uncaught exception still ends the usual way,
+    with its traceback. `quick_exit=False` keeps the teardown (the benchmark's Keras side ends
+    as a student's script would).
+    """
+    if not quick_exit:
+        return app.run(main, flags_parser=parse_flags)
+    try:
+        app.run(main, flags_parser=parse_flags)
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
+    if isinstance(code, str):  # sys.exit("error: ..."): the message, and status 1
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -221,4 +221,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    # With the interpreter's teardown: the Keras side's whole process ends as a student's script.
+    cli.run(main, quick_exit=False)
