@@ -141,10 +141,15 @@ def tiny_study(tmp_path_factory, tiny_mnist):
     return logdir, results
 
 
+def copy_tiny_source(tiny_study, logdir):
+    """Puts a copy of the session's TINY source net (dropout 0) into `logdir`, so that a command
+    run there trains only its target runs."""
+    name = run_name("source", **TINY)
+    shutil.copytree(os.path.join(tiny_study[0], name), os.path.join(logdir, name))
+    return logdir
+
+
 @pytest.fixture
 def with_source(tiny_study, tmp_path):
-    """tmp_path holding a copy of the TINY source net (dropout 0), so that a command run
-    there trains only its target runs."""
-    name = run_name("source", **TINY)
-    shutil.copytree(os.path.join(tiny_study[0], name), tmp_path / name)
-    return tmp_path
+    """tmp_path holding a copy of the TINY source net."""
+    return copy_tiny_source(tiny_study, tmp_path)

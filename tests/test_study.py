@@ -4,13 +4,13 @@ import csv
 import json
 import os
 import re
-import shutil
 
 import pytest
 
 from tltransfer import export, rundir, study
 from tltransfer.config import Config
-from conftest import TINY, error_line, flags_of, run_main, run_module, run_name
+from conftest import (TINY, copy_tiny_source, error_line, flags_of, run_main, run_module,
+                      run_name)
 
 # The smoke flagfile, narrowed to 2 target runs + their source net to stay fast.
 SMOKE = ["--flagfile=flags/smoke.cfg", "--dropout=0", "--mode=scratch,frozen",
@@ -33,8 +33,7 @@ def mtimes(logdir):
 def smoke(tmp_path_factory, tiny_study):
     """The smoke grid with its source net already trained (copied from the session's)."""
     logdir = str(tmp_path_factory.mktemp("smoke"))
-    source = run_name("source", **TINY)
-    shutil.copytree(os.path.join(tiny_study[0], source), os.path.join(logdir, source))
+    copy_tiny_source(tiny_study, logdir)
     return logdir, main(logdir)
 
 

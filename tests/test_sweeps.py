@@ -3,11 +3,10 @@
 import dataclasses
 import json
 import os
-import shutil
 
 import pytest
 
-from conftest import TINY, error_line, flags_of, run_main, run_name
+from conftest import TINY, copy_tiny_source, error_line, flags_of, run_main
 from tltransfer import config as config_lib
 from tltransfer.config import Config
 
@@ -88,8 +87,7 @@ def completed(logdir):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_study):
     logdir = str(tmp_path_factory.mktemp("sweep"))
-    source = run_name("source", **TINY)
-    shutil.copytree(os.path.join(tiny_study[0], source), os.path.join(logdir, source))
+    copy_tiny_source(tiny_study, logdir)
     out = run_main(*SWEEP, "--lr=0.001,0.002", "--batch_size=50,100", f"--logdir={logdir}")
     assert out.returncode == 0, out.stderr
     return logdir, out.stdout
