@@ -82,6 +82,14 @@ def test_images_tensor_scales_to_unit_range(mnist):
     np.testing.assert_allclose(x.numpy()[..., 0], mnist.x_test[:5] / 255.0, rtol=1e-6)
 
 
+def test_images_tensor_is_the_correctly_rounded_division_of_every_pixel_value():
+    # Every run's bits rest on these 256 values: a cheaper conversion must not change one.
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    x = data.images_tensor(values).numpy()[..., 0]
+    expected = values.astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(x.view(np.uint32), expected.view(np.uint32))
+
+
 def take(ds, k):
     return np.stack([w.numpy() for w, _ in zip(ds, range(k))])
 

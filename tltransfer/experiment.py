@@ -2,8 +2,10 @@
 controller around train.Trainer: summaries, checkpoints, Progress events), result.json last.
 """
 
+import ctypes
 import dataclasses
 import os
+import sys
 import threading
 import time
 
@@ -29,6 +31,19 @@ class RunFailed(Exception):
 
 class Interrupted(Exception):
     """STOP was set; the run stopped after writing a checkpoint."""
+
+
+def return_freed_memory():
+    """Gives the heap's free pages back to the system, where the C library can (glibc).
+
+    A run allocates and frees a few hundred MiB of tensors; glibc keeps what was freed in its
+    arenas, fragmented, so a process's resident size grew by ~150 MiB over its first 40 runs
+    with nothing leaked, and its peak by ~90 MiB from run 5 to 50 (`python -m tools.benchmark
+    --sections=memory`). Trimming before each run keeps both flat for ~1 ms.
+    """
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+    if trim is not None:
+        trim(0)
 
 
 def load_task(config, mnist):
@@ -107,6 +122,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
     result = completed_result(config, logdir)
     if result is not None:
         return result
+    return_freed_memory()  # what earlier runs of this process freed
     mnist = mnist if mnist is not None else data.load_data(config.data)
     task = load_task(config, mnist)
     source_dir = None
