@@ -51,3 +51,19 @@ def test_dropout_acts_only_in_training():
     assert not np.allclose(train_a, with_dropout(x).numpy())
     assert not np.allclose(train_a, train_c)
     np.testing.assert_array_equal(without(x, training=True, seed=seed).numpy(), without(x).numpy())
+
+
+def test_unit_range_is_the_correctly_rounded_division_of_every_pixel_value():
+    # Every run's bits rest on these 256 values, looked up inside compiled functions.
+    pixels = tf.constant(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1))
+    expected = np.arange(256, dtype=np.float32).reshape(1, 16, 16, 1) / np.float32(255)
+    for scaled in (model.unit_range(pixels), tf.function(model.unit_range)(pixels)):
+        assert scaled.dtype == tf.float32
+        np.testing.assert_array_equal(scaled.numpy().view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(model.unit_range(tf.constant(expected)), expected)
+
+
+def test_the_net_reads_uint8_pixels_as_their_unit_range_values():
+    pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8))
+    net = model.CNN(4, seed=0)
+    np.testing.assert_array_equal(net(pixels), net(tf.cast(pixels, tf.float32) / 255.0))

@@ -93,7 +93,7 @@ def test_evaluate_counts_correct_predictions():
     labels = tf.constant(np.arange(2500) % 3, tf.int32)
     guesses = tf.constant(np.where(np.arange(2500) < 2000, np.arange(2500) % 3, 0)[:, None],
                           tf.float32)
-    Fixed.input_shape = (1,)
+    Fixed.input_shape, Fixed.input_dtype = (1,), tf.float32
     trainer = train.Trainer(Fixed(), [tf.Variable(0.0)])
     accuracy, loss = trainer.evaluate(guesses, labels)
     expected = (2000 + np.sum(np.arange(2000, 2500) % 3 == 0)) / 2500

@@ -6,9 +6,22 @@ stateless seeds, so a (seed, shape) pair always gives the same network.
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 IMAGE_SHAPE = (28, 28, 1)
+# x / 255 for each of the 256 pixel values, rounded as a float32 division rounds it. Runs hold
+# their images as uint8 (a quarter of float32's memory, and no conversion pass per run) and the
+# nets look each pixel up here: a lookup leaves TensorFlow's graph optimiser no arithmetic to
+# rewrite, so compiled functions see exactly the values an eager division gives.
+UNIT_PIXELS = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def unit_range(images):
+    """uint8 pixel images -> float32 in [0, 1] (UNIT_PIXELS); floating-point ones unchanged."""
+    if images.dtype != tf.uint8:
+        return images
+    return tf.gather(UNIT_PIXELS, tf.cast(images, tf.int32))
 
 
 def glorot_uniform(shape, fan_in, fan_out, seed):
@@ -46,9 +59,12 @@ class Dense(tf.Module):
 
 
 class Features(tf.Module):
-    """Layers 1-3: conv 32 3x3 ReLU, conv 32 3x3 ReLU, max-pool 2x2; flattened output."""
+    """Layers 1-3: conv 32 3x3 ReLU, conv 32 3x3 ReLU, max-pool 2x2; flattened output.
 
-    input_shape = IMAGE_SHAPE
+    Takes uint8 pixel images (see data.images_tensor), or images already in [0, 1].
+    """
+
+    input_shape, input_dtype = IMAGE_SHAPE, tf.uint8
 
     def __init__(self, seed, filters=32, name=None):
         super().__init__(name=name)
@@ -58,13 +74,15 @@ class Features(tf.Module):
         self.output_size = side * side * filters
 
     def __call__(self, images):
-        x = self.conv2(self.conv1(images))
+        x = self.conv2(self.conv1(unit_range(images)))
         x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
         return tf.reshape(x, [-1, self.output_size])
 
 
 class Classifier(tf.Module):
     """Layers 4-5: dense 128 ReLU, dense logits; dropout on the inputs of both when training."""
+
+    input_dtype = tf.float32  # features
 
     def __init__(self, in_features, num_classes, seed, dropout=0.0, hidden=128, name=None):
         super().__init__(name=name)
@@ -96,7 +114,7 @@ class Classifier(tf.Module):
 
 
 class CNN(tf.Module):
-    input_shape = IMAGE_SHAPE
+    input_shape, input_dtype = Features.input_shape, Features.input_dtype
 
     def __init__(self, num_classes, seed, dropout=0.0, name=None):
         super().__init__(name=name)

@@ -13,6 +13,7 @@ import math
 import tensorflow as tf
 
 from tltransfer.config import LR_SCHEDULES, MODES
+from tltransfer.model import unit_range
 
 EVAL_CHUNK = 512  # test images per forward pass: as fast as 2048 here, ~470 MiB less memory
 
@@ -95,8 +96,8 @@ def count_correct(logits, labels):
 class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
-    `net(inputs, training, seed)` returns logits (in `compute_dtype`); `net.input_shape` is the
-    shape of one input. It is the whole CNN on images, or only its classifier on precomputed
+    `net(inputs, training, seed)` returns logits (in `compute_dtype`); `net.input_shape` and
+    `net.input_dtype` describe one input. It is the whole CNN on images, or only its classifier on precomputed
     features when the features are frozen. Dropout masks are a stateless function of
     (seed, step), so the step counter is all the data position a resume needs.
 
@@ -133,7 +134,7 @@ class Trainer:
         self.optimizers = tuple(optimizer for optimizer, _, _ in self._groups)
         self.seed = tf.Variable(0, dtype=tf.int64, trainable=False, name="seed")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._inputs = (tf.TensorSpec([None, *net.input_shape], tf.float32),
+        self._inputs = (tf.TensorSpec([None, *net.input_shape], net.input_dtype),
                         tf.TensorSpec([None], tf.int32))
         self._windows = {}  # (steps, batch size) -> compiled training window
         self.evaluate = tf.function(self._evaluate, autograph=False,
@@ -191,6 +192,10 @@ class Trainer:
         return tf.train.Checkpoint(trained=self.net, optimizer=self.optimizers[0],
                                    step=self.step, **slow)
 
+    def _compute(self, inputs):
+        # Pixels are scaled in float32 first: bfloat16 activations start from the same values.
+        return tf.cast(unit_range(inputs), self.compute_dtype)
+
     def _train_window(self, inputs, labels, windows):
         TRACES.append("train_window")
 
@@ -199,7 +204,7 @@ class Trainer:
             y = tf.gather(labels, windows[i])
             seed = tf.stack([self.seed, self.step])
             with tf.GradientTape() as tape:
-                logits = self.net(tf.cast(x, self.compute_dtype), training=True, seed=seed)
+                logits = self.net(self._compute(x), training=True, seed=seed)
                 loss = cross_entropy(logits, y)
             grads = tape.gradient(loss, self.variables)
             for optimizer, indices, _ in self._groups:
@@ -220,8 +225,7 @@ class Trainer:
         n = tf.shape(inputs)[0]
 
         def chunk(start, loss_sum, correct):
-            x = tf.cast(inputs[start:start + EVAL_CHUNK], self.compute_dtype)
-            logits = self.net(x, training=False)
+            logits = self.net(self._compute(inputs[start:start + EVAL_CHUNK]), training=False)
             y = labels[start:start + EVAL_CHUNK]
             loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=y, logits=tf.cast(logits, tf.float32)))
@@ -279,7 +283,7 @@ def extract_features(features, images):
             return own(images)
         _EXTRACTORS[key] = (own, tf.function(
             extract, autograph=False,
-            input_signature=[tf.TensorSpec([None, *own.input_shape], tf.float32)]))
+            input_signature=[tf.TensorSpec([None, *own.input_shape], own.input_dtype)]))
     own, compiled = _EXTRACTORS[key]
     for target, value in zip(own.variables, features.variables, strict=True):
         target.assign(value)
