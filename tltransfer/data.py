@@ -1,9 +1,8 @@
-"""MNIST as shipped with the package -> class-split tasks -> tf.data index pipelines.
+"""MNIST as shipped with the package -> class-split tasks -> batch indices.
 
 The images stay uint8, in NumPy and then in the tensors a run holds (the nets scale pixels as
-they read them); the training pipeline only yields *indices* into those tensors, so a batch order is a pure function
-of (seed, epoch) and a step counter is the whole data position.
-"""
+they read them); training only draws *indices* into those tensors, so a batch order is a pure
+function of (seed, epoch) and a step counter is the whole data position."""
 
 import dataclasses
 import functools
