@@ -97,9 +97,10 @@ class Trainer:
     """Adam on an explicit variable list of `net`, one compiled call per evaluation window.
 
     `net(inputs, training, seed)` returns logits (in `compute_dtype`); `net.input_shape` and
-    `net.input_dtype` describe one input. It is the whole CNN on images, or only its classifier on precomputed
-    features when the features are frozen. Dropout masks are a stateless function of
-    (seed, step), so the step counter is all the data position a resume needs.
+    `net.input_dtype` describe one input. It is the whole CNN on uint8 images, or only its
+    classifier on precomputed float32 features when the features are frozen. Dropout masks are
+    a stateless function of (seed, step), so the step counter is all the data position a
+    resume needs.
 
     `slow_variables` (some of `variables`) get an Adam of their own, whose rate `start` sets
     apart: scaling their gradients instead would do nothing, as Adam normalises the scale away.
