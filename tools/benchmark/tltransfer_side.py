@@ -84,11 +84,9 @@ def measure_floor(settings, mnist, extras):
     """float32 floors: the whole CNN (scratch, finetune) and the classifier on cached features
     (frozen, with the rate of the feature extraction a frozen run makes once); with `extras`,
     also the whole CNN in bfloat16 and with batches of 300."""
-    import tensorflow as tf
     from tltransfer import data, model, train
     task = data.target_task(mnist, 1.0)
-    train_x, test_x = data.images_tensor(task.x_train), data.images_tensor(task.x_test)
-    train_y, test_y = tf.constant(task.y_train), tf.constant(task.y_test)
+    train_x, train_y, test_x, test_y = task.tensors
     net = model.CNN(task.num_classes, seed=0)
     progress("floor: whole CNN")
     full = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y, settings)
