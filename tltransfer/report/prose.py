@@ -49,7 +49,15 @@ def ps_text(ps, every):
 
 
 WORDS = {"modes": {1: "ahead", -1: "behind", 0: "neither ahead nor behind"},
-         "dropout": {1: "helps", -1: "costs", 0: "is neutral"}}
+         "dropout": {1: "helps", -1: "costs", 0: "is mixed"}}
+NEUTRAL = 0.0025  # a mixed stretch within this (10 of 3,969 images) is neutral, or level
+
+
+def verb(s, kind):
+    if s.direction == 0 and max(abs(s.low), abs(s.high)) <= NEUTRAL:
+        return "is neutral" if kind == "dropout" else "level"
+    return WORDS[kind][s.direction]
+
 
 
 def stretch_text(s, kind, every):
@@ -62,7 +70,7 @@ def stretch_text(s, kind, every):
         sure = "significant " + " and ".join(
             (f"for {c.a.mode} " if kind == "dropout" else "") + f"at P = {c.a.p:g}"
             for c in s.significant)
-    return f"{WORDS[kind][s.direction]} at {ps_text(s.ps, every)} ({span} pp, {sure})"
+    return f"{verb(s, kind)} at {ps_text(s.ps, every)} ({span} pp, {sure})"
 
 
 def pattern_text(pattern, every):
@@ -139,8 +147,9 @@ def certainty_line(a):
                 "so nothing is tested."]
     open_ = [c.test.detectable for c in tests if not c.significant]
     seeds = [c.test.seeds for c in tests if not np.isnan(c.test.seeds)]
-    text = (f"- **How sure:** {sum(c.significant for c in tests)} of the "
-            f"{plural(len(tests), 'comparison')} are significant after Holm's correction")
+    won = sum(c.significant for c in tests)
+    text = (f"- **How sure:** {won} of the {plural(len(tests), 'comparison')} "
+            f"{'is' if won == 1 else 'are'} significant after Holm's correction")
     if open_:
         text += f"; the others could only detect differences of {span(open_)} pp (power 0.8)"
     if seeds:
