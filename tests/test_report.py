@@ -99,9 +99,10 @@ def find_row(rows, **match):
     return hits[0]
 
 
-def build(tmp_path, rows, name="report"):
+def build(tmp_path, rows, name="report", columns=export.COLUMNS):
     out = tmp_path / name
-    document.build(write_csv(tmp_path / f"{name}.csv", rows), str(out), command="test")
+    document.build(write_csv(tmp_path / f"{name}.csv", rows, columns), str(out),
+                   command="test")
     return out, (out / "report.md").read_text()
 
 
@@ -331,3 +332,248 @@ def test_every_figure_is_written_and_linked(study):
         assert (out / f"{stem}.png").exists() and (out / f"{stem}.pdf").exists()
         assert f"({stem}.png)" in text
     assert text.index("(differences.png)") < text.index("## Final accuracy")
+
+
+# --- figures: what a reader sees --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    path = write_csv(tmp_path_factory.mktemp("scored") / "r.csv", study_rows())
+    return analysis.analyze(results.load(path))
+
+
+def test_figures_draw_on_the_ax_they_are_given(scored):
+    fig, axes = figures.grid(2)
+    cells = [c for c in scored.scores.cells("scratch", "frozen") if (c.p, c.dropout) ==
+             (0.01, 0.0)]
+    assert figures.learning_curves(axes[0], scored.scores, cells, "P = 0.01") is axes[0]
+    assert axes[0].get_xlabel() == "training examples seen"
+    assert [line.get_label() for line in axes[0].lines] == ["scratch", "frozen"]
+    # The band is the mean's 95% t interval over the seeds at each step.
+    mean, low, high = figures.band(scored.scores.curves[cells[0]])
+    at_end = stats.interval(finals("scratch", 0.01, 0.0))
+    assert (mean[-1], low[-1], high[-1]) == pytest.approx(
+        (100 * at_end.mean, 100 * at_end.low, 100 * at_end.high))
+    figures.legend(fig, axes[:1])
+    assert all(t.get_fontsize() >= 9 for t in fig.legends[0].get_texts())
+    figures.plt.close(fig)
+
+
+def test_forest_plot_marks_significance_and_zero(scored):
+    fig, (ax,) = figures.grid(1)
+    rows = [("a - b", 0.02, 0.01, 0.03, True, "C1"), ("c - d", -0.01, -0.03, 0.01, False, "C2")]
+    assert figures.forest(ax, rows, "P = 0.01") is ax
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [d.get_markerfacecolor() for d in dots][1] == "white"  # open: not significant
+    assert dots[0].get_markerfacecolor() != "white"
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)  # the zero line
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a - b", "c - d"]
+    assert list(ax.lines[0].get_xdata()) == pytest.approx([1.0, 3.0])  # the CI, in pp
+    figures.plt.close(fig)
+
+
+def test_final_accuracy_points_show_seeds_and_the_mean(scored):
+    fig, (ax,) = figures.grid(1)
+    cells = [c for c in scored.scores.cells("scratch") if c.dropout == 0.0]
+    figures.accuracy_points(ax, scored.scores, cells, lambda c: scored.scores.n_train[c],
+                            lambda d: "-")
+    mean_line = next(line for line in ax.lines if line.get_label() == "scratch, dropout 0")
+    assert list(mean_line.get_ydata()) == pytest.approx([92.0, 99.2])
+    seeds = [line for line in ax.lines if line.get_marker() == "."]
+    assert sorted(y for line in seeds for y in line.get_ydata()) == pytest.approx(
+        sorted(100 * np.concatenate([finals("scratch", p, 0.0) for p in (0.01, 1.0)])))
+    figures.plt.close(fig)
+
+
+# --- settings beyond the lab's axes -----------------------------------------------------------
+
+SWEEPS = {"train_samples": (4000, 2000), "lr": (1e-3, 3e-3)}
+
+
+def sweep_rows(setting):
+    """Scratch and frozen at P = 0.01 and dropout 0, at the first value and again at the
+    second, 20 points lower: pooled, every mean there would move."""
+    keep = lambda mode, p, dropout, seed: (mode, p, dropout) in {  # noqa: E731
+        ("scratch", 0.01, 0.0), ("frozen", 0.01, 0.0)}
+    rows = study_rows(keep, **{setting: SWEEPS[setting][0]})
+    for mode in ("scratch", "frozen"):
+        for seed, curve in enumerate(CURVES[(mode, 0.01, 0.0)]):
+            rows += run_rows(mode, 0.01, 0.0, seed, [v - 0.2 for v in curve],
+                             **{setting: SWEEPS[setting][1]})
+    return rows
+
+
+@pytest.mark.parametrize("setting", sorted(SWEEPS))
+def test_a_swept_setting_gets_its_section_and_is_not_pooled(tmp_path, setting):
+    out, text = build(tmp_path, sweep_rows(setting))
+    first, second = (tables.value_text(v) for v in SWEEPS[setting])
+    row = find_row(read_table(out / "accuracy.csv"), p="0.01", dropout="0")
+    assert float(row["scratch_mean"]) == pytest.approx(92.0) and row["seeds"] == "3"
+    assert f"## Other {setting}" in text
+    assert f"Settings that vary beyond mode, P, dropout and seed: {setting} ({first}, " \
+        f"{second})" in text
+    measures = read_table(out / f"curve_measures_{setting}.csv")
+    assert float(find_row(measures, **{setting: second}, mode="scratch")["final_mean"]) == \
+        pytest.approx(72.0)
+    assert {r[setting] for r in measures} == {second}  # the baseline's rows are not repeated
+    gain = find_row(read_table(out / f"gains_{setting}.csv"), comparison="frozen - scratch")
+    assert float(gain["diff_pp"]) == pytest.approx(5.0) and gain[setting] == second
+    assert (out / f"sensitivity_{setting}.png").exists()
+    assert_each_accuracy_once(out, text)
+
+
+def test_a_baseline_off_the_default_says_why(tmp_path):
+    _, text = build(tmp_path, sweep_rows("train_samples"))
+    assert ("train_samples 4000: no run has the default 60000; 2000 and 4000 have 6 runs "
+            "each, and 4000 is nearest the default.") in text
+
+
+def test_an_assignment_without_runs_gets_a_sentence_and_no_rows(tmp_path):
+    out, text = build(tmp_path, study_rows(lambda mode, p, dropout, seed: dropout == 0.0))
+    assert "- **Assignment 3, dropout 0.5 on layers 4 and 5.** Not compared: the CSV has no " \
+        "runs for it." in text
+    assert {r["assignment"] for r in read_table(out / "comparisons.csv")} == {"1", "2"}
+    assert "learning_curves_drop0.5.png" not in text
+
+
+def test_runs_that_differ_in_two_settings_are_listed_not_tabled(tmp_path):
+    rows = study_rows(keep=lambda mode, p, dropout, seed: mode in ("scratch", "frozen")
+                      and p == 0.01 and dropout == 0)
+    rows += run_rows("scratch", 0.01, 0.0, 0, [0.1] * 4, lr=3e-3, batch_size=50)
+    out, text = build(tmp_path, rows)
+    assert "differ from the main tables in more than one setting" in text
+    assert "  - lr 0.003, batch_size 50 (1 run): scratch_p0.01_drop0_seed0" in text
+    assert find_row(read_table(out / "accuracy.csv"), p="0.01")["seeds"] == "3"
+
+
+def test_csv_of_an_older_export_reads_with_defaults_and_says_so(tmp_path):
+    old = ["run", "mode", "p", "n_train", "dropout", "seed", "lr", "train_samples", "tag",
+           "step", "value"]
+    rows = study_rows(keep=lambda mode, p, dropout, seed: dropout == 0 and p == 1)
+    rows = [{**r, "train_samples": r["samples"]} for r in rows]  # the budget, as it was
+    loaded = results.load(write_csv(tmp_path / "old.csv", rows, old))
+    runs = {r.mode: r for r in loaded.runs}
+    assert runs["source"].config["source_samples"] == 4000
+    assert runs["source"].config["train_samples"] == 60000
+    assert runs["frozen"].config["transfer_layers"] == Config().transfer_layers
+    assert "eval_every" in loaded.absent and "lr" not in loaded.absent
+    _, text = build(tmp_path, rows, columns=old)
+    assert "- The CSV has no column for source_classes, target_classes, subset," in text
+
+
+def test_provenance_comes_last_and_carries_no_machine_path(tmp_path):
+    (tmp_path / "report_meta.json").write_text(
+        '{"commands": ["python -m tltransfer.main --p=0.01 --logdir=/home/ann/logs/study"], '
+        '"refused_commands": [{"command": "python -m tltransfer.main --lr=-1", "reason": "lr '
+        'must be positive"}], "flagfiles": ["flags/a1.cfg"], "versions": {"tensorflow": '
+        '"2.19.0"}, "data_sha256": ["abc"], "logdir": "/home/ann/logs/study"}')
+    _, text = build(tmp_path, study_rows(lambda mode, p, dropout, seed: dropout == 0))
+    provenance = text[text.index("## Provenance"):]
+    assert "training command: `python -m tltransfer.main --p=0.01 --logdir=.../study`" in \
+        provenance
+    assert "refused (trained nothing): `python -m tltransfer.main --lr=-1`" in provenance
+    assert "flagfiles: `flags/a1.cfg`" in provenance and "tensorflow 2.19.0" in provenance
+    assert "/home/ann" not in text and str(tmp_path) not in text
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+def one_cell(rows, column, text):
+    return [{**rows[0], column: text}] + rows[1:]
+
+
+BAD = {  # message -> (arguments but --out, --out)
+    "does not exist": lambda d: ([f"--csv={d / 'none.csv'}"], d / "report"),
+    "lacks the column(s) value": lambda d: (
+        [f"--csv={write_csv(d / 'r.csv', study_rows(), export.COLUMNS[:-1])}"], d / "report"),
+    "line 2: value='high' is not a valid finite number": lambda d: (
+        ["--csv=" + write_csv(d / "r.csv", one_cell(study_rows(), "value", "high"))],
+        d / "report"),
+    "line 2: value='nan' is not a valid finite number": lambda d: (
+        ["--csv=" + write_csv(d / "r.csv", one_cell(study_rows(), "value", "nan"))],
+        d / "report"),
+    "line 2: p='abc' is not a valid finite number": lambda d: (
+        ["--csv=" + write_csv(d / "r.csv", one_cell(study_rows(), "p", "abc"))], d / "report"),
+    "r.csv is empty": lambda d: ([f"--csv={d / 'r.csv'}"], d / "report"),
+    "has a header but no data rows": lambda d: (
+        [f"--csv={write_csv(d / 'r.csv', [])}"], d / "report"),
+    "--difference=0 is no difference of accuracy": lambda d: (
+        [f"--csv={write_csv(d / 'r.csv', study_rows())}", "--difference=0"], d / "report"),
+    "cannot write the report": lambda d: (
+        [f"--csv={write_csv(d / 'r.csv', study_rows())}"], "/proc/no/report"),
+    "--out is empty": lambda d: ([f"--csv={write_csv(d / 'r.csv', study_rows())}"], ""),
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD))
+def test_bad_input_gives_one_error_line_and_writes_nothing(tmp_path, message):
+    (tmp_path / "r.csv").write_text("")
+    args, out = BAD[message](tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    result = cli(*args, f"--out={out}")
+    line = error_line(result)
+    assert message in line and "; " in line  # what is wrong; how to fix it
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(os.listdir(tmp_path)) == before  # no report, no leftover temporary
+
+
+def test_out_that_is_a_file_is_refused_and_kept(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = cli(f"--csv={write_csv(tmp_path / 'r.csv', study_rows())}",
+                 f"--out={tmp_path / 'notes.txt'}")
+    assert "is a file, not a directory; give a directory for the report" in error_line(result)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "r.csv"]
+
+
+def test_out_dir_holding_other_files_is_not_replaced(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(results.ReportError, match="is not an earlier report"):
+        document.build(write_csv(tmp_path / "r.csv", study_rows()), str(tmp_path / "notes"))
+    assert os.listdir(tmp_path / "notes") == ["keep.txt"]
+
+
+def test_the_report_imports_no_tensorflow():
+    probe = ("import sys, tltransfer.report.__main__, tltransfer.report.document; "
+             "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": REPO})
+    assert out.stdout.split() == ["False"], out.stderr
+
+
+# --- the committed study ----------------------------------------------------------------------
+
+def test_committed_study_report_is_short_and_agrees_with_its_csv(tmp_path):
+    path = os.path.join(REPO, "docs/study/results.csv")
+    out, text = tmp_path / "report", None
+    document.build(path, str(out), command="test")
+    text = (out / "report.md").read_text()
+    assert len(text.splitlines()) <= 180
+    assert_each_accuracy_once(out, text)
+    # The accuracy table against the CSV read with the csv module alone.
+    curves = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["tag"] == "test/accuracy":
+                key = (row["mode"], float(row["p"]), float(row["dropout"]))
+                curves.setdefault(key, {}).setdefault(row["run"], []).append(
+                    (int(row["step"]), float(row["value"])))
+    mean = {key: 100 * np.mean([max(points)[1] for points in runs.values()])
+            for key, runs in curves.items()}
+    table = read_table(out / "accuracy.csv")
+    for mode in ("scratch", "frozen", "finetune"):
+        for row in table:
+            key = (mode, float(row["p"]), float(row["dropout"]))
+            assert float(row[f"{mode}_mean"]) == pytest.approx(mean[key], abs=1e-6)
+    assert "| 0.005 | 100 | 0 | 84.26 (83.66 to 84.86) | 88.94 (88.00 to 89.88) |" in text
+    rows = read_table(out / "comparisons.csv")
+    assert len(rows) == 36 and sum(float(r["holm_pvalue"]) < 0.05 for r in rows) == 4
+    frozen = find_row(rows, comparison="frozen - scratch", p="1", dropout="0")
+    assert frozen["diff_cell"] == "-0.19 (-0.34 to -0.05)"
+    assert float(frozen["pvalue"]) == pytest.approx(0.0201, abs=1e-4)
+    assert float(frozen["holm_pvalue"]) == pytest.approx(0.459, abs=1e-3)
+    assert "3,969 test images" in text and "one image is 0.025 pp" in text
+    assert "| frozen | 0.005 | 0 | 100 | about | 180 | 1.8x |" in text
+    assert "finetune at P = 0.005, dropout 0 falls 2.7 pp from 87.6% at 1,000 examples to " \
+        "84.9% at 3,000" in text

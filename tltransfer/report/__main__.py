@@ -24,8 +24,8 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --csv=... --out=...")
     if not (math.isfinite(FLAGS.difference) and 0 < FLAGS.difference <= 100):
-        sys.exit(f"error: --difference={FLAGS.difference:g}: give percentage points in (0, 100],"
-                 " e.g. --difference=0.5")
+        sys.exit(f"error: --difference={FLAGS.difference:g} is no difference of accuracy; give "
+                 "percentage points in (0, 100], e.g. --difference=0.5")
     if not FLAGS.out:
         sys.exit("error: --out is empty; give the directory to write the report into, e.g. "
                  "--out=report")

@@ -333,7 +333,9 @@ def sensitivity(setting, runs, baseline, target):
         at = group_runs([r for r in runs if (r.config["p"], r.config["dropout"]) in cells and (
             setting not in r.relevant() or r.config[setting] == value)],
                         lambda r: r.config[setting] if setting in r.relevant() else None)
-        grouped.update({c: rs for c, rs in at.items() if c.mode in TARGET_MODES})
+        # A mode that does not use the setting is the main tables' runs again: left out.
+        grouped.update({c: rs for c, rs in at.items()
+                        if c.mode in TARGET_MODES and c.value is not None})
         here = score(at)
         gains += [c for c in comparisons(here, target, GAINS, False) if c.a.value is not None]
     return Sensitivity(setting, values, score(grouped), gains)

@@ -164,7 +164,7 @@ def sensitivity(doc, a, s):
             f"{s.setting} = {', '.join(map(tables.value_text, s.values))}, in the (P, dropout) "
             "cells where it takes those values.", "")
     if not s.scores.runs:
-        return doc.skip(f"no run differs from the main tables in {s.setting} alone.")
+        return doc.add(f"No 6-9 run differs from the main tables in {s.setting} alone.", "")
     doc.table(tables.curve_measures(s.scores, s.setting))
     if s.gains:
         doc.table(tables.comparisons(f"gains_{s.setting}", prose.gains_title(s.setting),
