@@ -122,8 +122,9 @@ class Table:
         return "\n".join(lines)
 
 
-def estimate_columns(header, key, estimate, accuracy=True):
-    """Mean and 95% CI of an Estimate (row -> Estimate): one shown cell, three CSV columns."""
+def estimate_columns(header, key, estimate, accuracy=True, shown=True):
+    """Mean and 95% CI of an Estimate (row -> Estimate): one cell in markdown and LaTeX (if
+    `shown`), three CSV columns."""
     scale = pct if accuracy else (lambda x: x)
     fmt = two if accuracy else count
 
@@ -133,7 +134,7 @@ def estimate_columns(header, key, estimate, accuracy=True):
             return None
         return fmt(scale(e.mean)) + ("" if missing(e.low) else
                                      f" ({interval_text(scale(e.low), scale(e.high), fmt)})")
-    return (Column(header, f"{key}_cell", cell, shown=True),
+    return (Column(header, f"{key}_cell", cell, shown=shown),
             Column("", f"{key}_mean", lambda r: scale(getattr(estimate(r), "mean", None)),
                    shown=False),
             Column("", f"{key}_ci_low", lambda r: scale(getattr(estimate(r), "low", None)),
@@ -239,8 +240,10 @@ def shapes(rows, test_images=None):
                lambda s: "yes" if s.beyond_spread else "no")), tuple(rows), 4)
 
 
-def curve_measures(scores, setting=None):
-    """Every metric of metrics.METRICS for every cell: mean and 95% CI over seeds."""
+def curve_measures(scores, setting=None, shown=None,
+                   title="Measures of the test-accuracy curves, mean over seeds (95% CI)"):
+    """Every metric of metrics.METRICS for every cell: mean and 95% CI over seeds; markdown
+    and LaTeX show the metrics whose keys are in `shown` (all by default)."""
     columns = (*((Column(setting, setting, lambda c: "any" if c.value is None
                          else value_text(c.value)),) if setting else ()),
                Column("mode", "mode", lambda c: c.mode),
@@ -250,9 +253,7 @@ def curve_measures(scores, setting=None):
     for metric in METRICS:
         columns += estimate_columns(metric.name, metric.key,
                                     lambda c, k=metric.key: scores.estimates[k][c],
-                                    metric.accuracy)
-    return Table(f"curve_measures{'_' + setting if setting else ''}",
-                 "Measures of the test-accuracy curves, mean over seeds (95% CI)"
-                 + (f" at each {setting}" if setting else ""),
+                                    metric.accuracy, shown is None or metric.key in shown)
+    return Table(f"curve_measures{'_' + setting if setting else ''}", title,
                  columns + (Column("seeds", "seeds", lambda c: len(scores.runs[c])),),
                  tuple(scores.cells()), 4 + bool(setting))
