@@ -325,6 +325,20 @@ def test_curves_section_names_the_fall_and_the_student_discussion_is_questions(s
     assert len(questions) >= 3 and all(q.endswith("?") for q in questions)
 
 
+def test_curve_measures_hold_every_metric(study):
+    out, _ = study
+    row = find_row(read_table(out / "curve_measures.csv"), mode="scratch", p="0.01",
+                   dropout="0")
+    # The seeds' curves: 0.50 0.80 0.91 0.90 / 0.60 0.85 0.90 0.92 / 0.70 0.90 0.93 0.94
+    assert float(row["final_mean"]) == pytest.approx(92.0)
+    assert float(row["best_mean"]) == pytest.approx(100 * (0.91 + 0.92 + 0.94) / 3)
+    assert float(row["area_mean"]) == pytest.approx(100 * np.mean(
+        [np.trapezoid(c, STEPS) / 3000 for c in CURVES[("scratch", 0.01, 0.0)]]))
+    # 99% of the final: 0.891 first at 3000; 0.9108 and 0.9306 only at 4000
+    assert float(row["to99_mean"]) == pytest.approx(11000 / 3)
+    assert row["seeds"] == "3"
+
+
 def test_every_figure_is_written_and_linked(study):
     out, text = study
     for stem in ("differences", "final_accuracy", "learning_curves_drop0",

@@ -30,6 +30,11 @@ def area(steps, accuracies):
     return float(np.trapezoid(accuracies, steps) / (steps[-1] - steps[0]))
 
 
+def best(steps, accuracies):
+    """The highest test accuracy the run reached at any evaluation."""
+    return float(np.max(accuracies))
+
+
 def to_99_of_final(steps, accuracies):
     """Examples seen until the run first reaches 99% of its own final accuracy: a speed of
     convergence that every run has (the first evaluation is its floor)."""
@@ -39,6 +44,7 @@ def to_99_of_final(steps, accuracies):
 METRICS = (
     Metric("final", "final accuracy (%)", final),
     Metric("area", "mean accuracy during training (%)", area),
+    Metric("best", "best accuracy (%)", best),
     Metric("to99", "examples seen to 99% of the final accuracy", to_99_of_final, False),
 )
 BY_KEY = {m.key: m for m in METRICS}
