@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 
+from tltransfer.cli import plural
 from tltransfer.config import TARGET_MODES
 from tltransfer.report import analysis, figures, prose, results, tables
 from tltransfer.report.results import ReportError
@@ -192,7 +193,7 @@ def sensitivity(doc, a, s):
 
 def write(doc, a, csv_path, meta, note, command):
     doc.add("# Transfer learning on MNIST: results report", "",
-            f"{len(a.runs)} runs from `{prose.shown(csv_path)}`. P is the proportion of the "
+            f"{plural(len(a.runs), 'run')} from `{prose.shown(csv_path)}`. P is the proportion of the "
             "6-9 training images used; p is a p-value.", "", *prose.findings(a))
     differences(doc, a)
     accuracy(doc, a)

@@ -62,7 +62,10 @@ def verb(s, kind):
 
 def stretch_text(s, kind, every):
     span = pp(s.low) if abs(s.high - s.low) < 5e-5 else f"{pp(s.low)} to {pp(s.high)}"
-    if not s.significant:
+    untested = [c.test.why_undefined for c in s.comparisons if c.test.why_undefined]
+    if len(untested) == len(s.comparisons):
+        sure = f"not tested: {untested[0]}"
+    elif not s.significant:
         sure = "not significant"
     elif len(s.significant) == len(s.comparisons):
         sure = "significant"
