@@ -64,7 +64,8 @@ def seeds(n):
 
 
 def value_text(x):
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    """A setting's value as typed; the empty text (e.g. --data's shipped MNIST) as ''."""
+    return f"{x:g}" if isinstance(x, float) else str(x) or "''"
 
 
 def interval_text(low, high, fmt=two):
