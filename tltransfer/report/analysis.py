@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from tltransfer.config import LAB_AXES, TARGET_MODES, TRANSFER_MODES
+from tltransfer.config import LAB_AXES, TARGET_MODES
 from tltransfer.report import stats
 from tltransfer.report.metrics import METRICS
 from tltransfer.report.results import DEFAULTS, mode_rank

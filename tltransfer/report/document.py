@@ -135,9 +135,9 @@ def curves(doc, a):
 def shapes(doc, a):
     doc.add("## What the curves show", "", "The final accuracies hide what happens on the way: "
             "a peak well before the end (overfitting), or a drop after the start (with "
-            "fine-tuning: forgetting of what was transferred). Below, each configuration's largest fall of the mean curve "
-            "below an earlier high, where the fall is larger than the seed spread (its 95% CI "
-            "over seeds excludes zero).", "")
+            "fine-tuning: forgetting of what was transferred). Below, each configuration's "
+            "largest fall of the mean curve below an earlier high, where the fall is larger "
+            "than the seed spread (its 95% CI over seeds excludes zero).", "")
     clear = [s for s in a.shapes if s.beyond_spread]
     table = tables.shapes(clear)
     doc.write("curve_shapes.csv", tables.shapes(a.shapes).csv())
@@ -193,8 +193,8 @@ def sensitivity(doc, a, s):
 
 def write(doc, a, csv_path, meta, note, command):
     doc.add("# Transfer learning on MNIST: results report", "",
-            f"{plural(len(a.runs), 'run')} from `{prose.shown(csv_path)}`. P is the proportion of the "
-            "6-9 training images used; p is a p-value.", "", *prose.findings(a))
+            f"{plural(len(a.runs), 'run')} from `{prose.shown(csv_path)}`. P is the proportion "
+            "of the 6-9 training images used; p is a p-value.", "", *prose.findings(a))
     differences(doc, a)
     accuracy(doc, a)
     comparisons(doc, a)

@@ -1,9 +1,10 @@
 """The exporter's tidy CSV -> Runs that carry every Config field.
 
 A setting column missing from the CSV (a field added to Config after the export), or an empty
-cell, means the field's default; the report names the columns it assumed so. A CSV from before the `samples` column (docs/study/results.csv is
-one) held a source net's budget in train_samples: it is moved to source_samples. A step given
-twice keeps its last value, as in the event files.
+cell, means the field's default; the report names the columns it assumed so. A CSV from
+before the `samples` column (docs/study/results.csv is one) held a source net's budget in
+train_samples: it is moved to source_samples. A step given twice keeps its last value, as in
+the event files. NaN and infinite values are refused: no accuracy, step or setting is one.
 """
 
 import csv
