@@ -79,14 +79,21 @@ def score(grouped):
     runs = {c: sorted(grouped[c], key=lambda r: (r.seed, r.name))
             for c in sorted(grouped, key=cell_order)}
     steps = {c: shared_steps(rs) for c, rs in runs.items()}
-    curves = {c: np.array([r.test_curve[1][np.searchsorted(r.test_curve[0], steps[c])]
-                           for r in rs]) for c, rs in runs.items()}
-    metrics = {m.key: {c: np.array([m.of(*r.test_curve) for r in rs]) for c, rs in runs.items()}
-               for m in METRICS}
+    curves = {c: np.array([at_steps(r, steps[c]) for r in rs]) for c, rs in runs.items()}
+    metrics = {m.key: per_seed(m, runs) for m in METRICS}
     estimates = {key: {c: stats.interval(v) for c, v in by_cell.items()}
                  for key, by_cell in metrics.items()}
     return Scores(runs, {c: rs[0].n_train for c, rs in runs.items()}, steps, curves, metrics,
                   estimates)
+
+
+def at_steps(run, steps):
+    return run.test_curve[1][np.searchsorted(run.test_curve[0], steps)]
+
+
+def per_seed(metric, runs):
+    """{Cell: the metric of each seed's run}."""
+    return {c: np.array([metric.of(*r.test_curve) for r in rs]) for c, rs in runs.items()}
 
 
 def shared_steps(runs):
@@ -275,11 +282,13 @@ def pattern(question, sides, dropout, items):
             stretches[-1]["ps"] += (p,)
         else:
             stretches.append({"direction": sign, "items": list(here), "ps": (p,)})
-    return Pattern(question, sides, dropout, tuple(items), tuple(
-        Stretch(s["ps"], s["direction"], min(c.test.diff for c in s["items"]),
-                max(c.test.diff for c in s["items"]), tuple(s["items"]),
-                tuple(c for c in s["items"] if c.significant))
-        for s in stretches))
+    return Pattern(question, sides, dropout, tuple(items), tuple(map(stretch, stretches)))
+
+
+def stretch(found):
+    diffs = [c.test.diff for c in found["items"]]
+    return Stretch(found["ps"], found["direction"], min(diffs), max(diffs),
+                   tuple(found["items"]), tuple(c for c in found["items"] if c.significant))
 
 
 def patterns(tests):
@@ -329,10 +338,10 @@ def sensitivity(setting, runs, baseline, target):
     cells = {(r.config["p"], r.config["dropout"]) for r in uses
              if r.config[setting] != baseline.values[setting]}
     grouped, gains = {}, []
+    value_of = lambda r: r.config[setting] if setting in r.relevant() else None  # noqa: E731
     for value in values:
-        at = group_runs([r for r in runs if (r.config["p"], r.config["dropout"]) in cells and (
-            setting not in r.relevant() or r.config[setting] == value)],
-                        lambda r: r.config[setting] if setting in r.relevant() else None)
+        here = [r for r in runs if (r.config["p"], r.config["dropout"]) in cells]
+        at = group_runs([r for r in here if value_of(r) in (None, value)], value_of)
         # A mode that does not use the setting is the main tables' runs again: left out.
         grouped.update({c: rs for c, rs in at.items()
                         if c.mode in TARGET_MODES and c.value is not None})
@@ -344,10 +353,10 @@ def sensitivity(setting, runs, baseline, target):
 def conclude(s, main):
     tests = {(c.a.value, c.a._replace(value=None), c.b.mode): c for c in s.gains}
     where = {(c.p, c.dropout) for c in s.scores.cells()}
+    gains = [c for c in main if (c.a.mode, c.b.mode) in GAINS and c.significant]
     s.conclusions = [Conclusion(c, {v: outcome(c, tests.get((v, c.a, c.b.mode)))
                                     for v in s.values})
-                     for c in main if (c.a.mode, c.b.mode) in GAINS and c.significant
-                     and (c.a.p, c.a.dropout) in where]
+                     for c in gains if (c.a.p, c.a.dropout) in where]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,28 +407,36 @@ class Analysis:
 
 
 def analyze(results, target=TARGET):
-    tested = [r for r in results.runs if r.test_curve is not None and r.mode in (
-        "source", *TARGET_MODES)]
+    known = [r for r in results.runs if r.mode in ("source", *TARGET_MODES)]
+    tested = [r for r in known if r.test_curve is not None]
     baseline = baseline_of(tested)
-    swept = [f for f in DEFAULTS if f not in LAB_AXES
-             and len({r.config[f] for r in tested if f in r.relevant()}) > 1]
+    swept = [f for f in DEFAULTS if f not in LAB_AXES and len(values_of(f, tested)) > 1]
     off = collections.defaultdict(list)
     for run in tested:
         off[differences(run, baseline)].append(run)
     scores = score(group_runs(off.pop((), [])))
     main = comparisons(scores, target)
-    sensitivities = [sensitivity(f, [r for r in tested if set(differences(r, baseline)) <=
-                                     {(f, r.config[f])}], baseline, target) for f in swept]
+    sensitivities = [sensitivity(f, off_only_in(f, tested, baseline), baseline, target)
+                     for f in swept]
     family = main + [c for s in sensitivities for c in s.gains]
     for c, adjusted in zip(family, stats.holm([c.test.pvalue for c in family])):
         c.adjusted = adjusted
     for s in sensitivities:
         conclude(s, main)
-    shapes = [x for x in map(lambda c: shape(scores, c), scores.cells(*TARGET_MODES)) if x]
-    targets = [v for c in scores.cells(*TARGET_MODES) for v in scores.finals[c]]
+    shapes = [shape(scores, c) for c in scores.cells(*TARGET_MODES)]
+    shapes = sorted((x for x in shapes if x), key=lambda x: -x.fall.mean)
+    targets = [scores.finals[c] for c in scores.cells(*TARGET_MODES)]
+    left_out = {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1}
     return Analysis(
         results.runs, results.absent, [r.name for r in results.runs if r not in tested],
-        baseline, scores, target, main, patterns(main), efficiencies(scores, main),
-        sorted(shapes, key=lambda x: -x.fall.mean), sensitivities,
-        {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1},
-        stats.test_images(targets) if targets else None)
+        baseline, scores, target, main, patterns(main), efficiencies(scores, main), shapes,
+        sensitivities, left_out, stats.test_images(np.concatenate(targets)) if targets else None)
+
+
+def values_of(field, runs):
+    return {r.config[field] for r in runs if field in r.relevant()}
+
+
+def off_only_in(field, runs, baseline):
+    """The runs at the baseline in every setting but `field`."""
+    return [r for r in runs if set(differences(r, baseline)) <= {(field, r.config[field])}]

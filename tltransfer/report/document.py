@@ -61,15 +61,19 @@ def differences(doc, a):
     ps = sorted({c.a.p for c in a.comparisons})
     if not ps:
         return doc.skip("no two target configurations to compare: no differences figure.")
-    fig, axes = figures.grid(len(ps), width=4.6, height=0.5 + 0.32 * max(
-        sum(c.a.p == p for c in a.comparisons) for p in ps))
+    most = max(sum(c.a.p == p for c in a.comparisons) for p in ps)
+    fig, axes = figures.grid(len(ps), width=4.6, height=0.5 + 0.32 * most)
     for ax, p in zip(axes, ps):
-        rows = [(c.label + (f", dropout {c.a.dropout:g}" if c.kind == "modes" else ""),
-                 c.test.diff, c.test.low, c.test.high, c.significant,
-                 figures.MODE_COLORS[c.a.mode]) for c in a.comparisons if c.a.p == p]
+        rows = [forest_row(c) for c in a.comparisons if c.a.p == p]
         figures.forest(ax, rows, p_title(a, p))
     doc.figure(fig, "differences", "Differences a - b in final accuracy with 95% CIs; a "
                "filled dot is significant after Holm's correction")
+
+
+def forest_row(c):
+    label = c.label + (f", dropout {c.a.dropout:g}" if c.kind == "modes" else "")
+    return (label, c.test.diff, c.test.low, c.test.high, c.significant,
+            figures.MODE_COLORS[c.a.mode])
 
 
 def accuracy(doc, a):
@@ -175,10 +179,10 @@ def sensitivity(doc, a, s):
     doc.add(*prose.conclusion_lines(s))
     base = a.baseline.values[s.setting]
     values = [base, *s.values]
-    cells = list(s.scores.runs) + [c for c in a.scores.cells(*TARGET_MODES) if any(
-        (o.p, o.dropout) == (c.p, c.dropout) for o in s.scores.runs)]
-    merged = analysis.score({**s.scores.runs, **{c._replace(value=base): a.scores.runs[c]
-                                                 for c in cells if c.value is None}})
+    where = {(c.p, c.dropout) for c in s.scores.cells()}
+    main = [c for c in a.scores.cells(*TARGET_MODES) if (c.p, c.dropout) in where]
+    merged = analysis.score({**s.scores.runs,
+                             **{c._replace(value=base): a.scores.runs[c] for c in main}})
     ps = sorted({c.p for c in merged.cells()})
     fig, axes = figures.grid(len(ps))
     for ax, p in zip(axes, ps):

@@ -105,9 +105,9 @@ def spec_line(a):
                if c.mode == "source" or c.p == 1.0]
     if not checked:
         return []
-    words = [f"{'0-5 source net' if c.mode == 'source' else '6-9 scratch at P = 1'} with "
-             f"dropout {c.dropout:g} {'meets' if finals[c].mean >= SPEC_ACCURACY else 'misses'}"
-             f" it" for c in checked]
+    names = {"source": "0-5 source net", "scratch": "6-9 scratch at P = 1"}
+    verdict = {c: "meets" if finals[c].mean >= SPEC_ACCURACY else "misses" for c in checked}
+    words = [f"{names[c.mode]} with dropout {c.dropout:g} {verdict[c]} it" for c in checked]
     return [f"- **The lab's {100 * SPEC_ACCURACY:g}%:** " + "; ".join(words) + " "
             + cite(SOURCE) + " " + cite(ACCURACY, "P 1") + "."]
 
@@ -234,8 +234,8 @@ def methods(a):
 
 
 def tests_of(a):
-    return [c for c in a.comparisons + [g for s in a.sensitivities for g in s.gains]
-            if not np.isnan(c.test.pvalue)]
+    family = a.comparisons + [g for s in a.sensitivities for g in s.gains]
+    return [c for c in family if not np.isnan(c.test.pvalue)]
 
 
 def shown(text):
@@ -261,10 +261,11 @@ def provenance(csv_path, meta, note):
         lines = [f"- Export metadata: {shown(note)}"]
     else:
         versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+        commands, refused = meta.get("commands") or (), meta.get("refused_commands") or ()
         lines = [f"- Export metadata: `{shown(meta_path(csv_path))}`",
-                 *(f"  - training command: `{shown(c)}`" for c in meta.get("commands") or ()),
+                 *(f"  - training command: `{shown(c)}`" for c in commands),
                  *(f"  - refused (trained nothing): `{shown(str(r.get('command')))}`: "
-                   f"{r.get('reason')}" for r in meta.get("refused_commands") or ()),
+                   f"{r.get('reason')}" for r in refused),
                  f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
                  "  - training versions: " + (", ".join(
                      f"{k} {versions[k]}" for k in sorted(versions)) or "none recorded"),

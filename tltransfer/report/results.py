@@ -127,13 +127,17 @@ def load(path):
     if not any(TEST_ACCURACY in tags for tags in points.values()):
         raise ReportError(f"{path} has no {TEST_ACCURACY} rows, which every table and figure "
                           f"needs; {HINT}")
-    runs = [Run(name, *head, {tag: (np.array(sorted(s), dtype=float),
-                                    np.array([s[k] for k in sorted(s)]))
-                              for tag, s in points[name].items()})
+    runs = [Run(name, *head, {tag: curve(s) for tag, s in points[name].items()})
             for name, head in heads.items()]
     runs.sort(key=lambda r: (mode_rank(r.mode), r.config["p"], r.config["dropout"], r.seed,
                              r.name))
     return Results(runs, [f for f in DEFAULTS if f not in header])
+
+
+def curve(values_by_step):
+    """(steps, values), by step."""
+    steps = sorted(values_by_step)
+    return np.array(steps, dtype=float), np.array([values_by_step[k] for k in steps])
 
 
 def mode_rank(mode):

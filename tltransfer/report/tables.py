@@ -81,6 +81,12 @@ class Column:
     shown: bool = True  # in markdown and LaTeX; the CSV has every column
 
 
+def csv_value(value):
+    if missing(value):
+        return ""
+    return round(value, 6) if isinstance(value, float) else value
+
+
 @dataclasses.dataclass(frozen=True)
 class Table:
     stem: str  # files <stem>.csv and <stem>.tex
@@ -91,8 +97,11 @@ class Table:
 
     def display(self, gap=MISSING):
         shown = [c for c in self.columns if c.shown]
-        return [[gap if missing(v := c.get(row)) else c.fmt(v) for c in shown]
+        return [[gap if missing(v) else c.fmt(v) for c, v in zip(shown, self.values(row, shown))]
                 for row in self.rows]
+
+    def values(self, row, columns):
+        return [c.get(row) for c in columns]
 
     def headers(self):
         return [c.header for c in self.columns if c.shown]
@@ -107,9 +116,7 @@ class Table:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(c.key for c in self.columns)
         for row in self.rows:
-            values = [c.get(row) for c in self.columns]
-            writer.writerow("" if missing(v) else round(v, 6) if isinstance(v, float) else v
-                            for v in values)
+            writer.writerow(map(csv_value, self.values(row, self.columns)))
         return text.getvalue()
 
     def latex(self):
@@ -245,8 +252,7 @@ def curve_measures(scores, setting=None, shown=None,
                    title="Measures of the test-accuracy curves, mean over seeds (95% CI)"):
     """Every metric of metrics.METRICS for every cell: mean and 95% CI over seeds; markdown
     and LaTeX show the metrics whose keys are in `shown` (all by default)."""
-    columns = (*((Column(setting, setting, lambda c: "any" if c.value is None
-                         else value_text(c.value)),) if setting else ()),
+    columns = (*((Column(setting, setting, lambda c: value_text(c.value)),) if setting else ()),
                Column("mode", "mode", lambda c: c.mode),
                Column("P", "p", lambda c: value_text(c.p) if c.mode != "source" else ""),
                Column("dropout", "dropout", lambda c: value_text(c.dropout)),
