@@ -314,12 +314,37 @@ def test_findings_open_the_report_and_answer_by_pattern(study):
     assert "1 of the 15 comparisons is significant after Holm's correction" in findings
 
 
-def test_curves_section_names_the_fall_and_the_student_discussion_is_questions(study):
-    out, text = study
-    shapes = read_table(out / "curve_shapes.csv")
-    # scratch, P = 0.01, dropout 0: mean curve 0.60 0.85 0.9133 0.92, no fall; frozen at
-    # P = 0.01 rises throughout; finetune too. The CSV lists every cell with a fall.
-    assert all(float(r["fall_pp"]) > 0 for r in shapes)
+SHAPED = {  # scratch peaks at 2,000 and ends 3 points lower; frozen drops after the start
+    ("scratch", 0.01, 0.0): [[0.80, 0.90, 0.88, 0.87], [0.81, 0.91, 0.89, 0.88],
+                             [0.79, 0.89, 0.87, 0.86]],
+    ("frozen", 0.01, 0.0): [[0.90, 0.85, 0.88, 0.89], [0.91, 0.84, 0.88, 0.90],
+                            [0.92, 0.86, 0.88, 0.91]]}
+
+
+def test_the_curves_peak_before_the_end_and_drop_after_the_start(tmp_path):
+    found = analysis.analyze(results.load(write_csv(tmp_path / "r.csv", study_rows(
+        curves_of=SHAPED)))).shapes
+    shapes = {(s.cell.mode, s.kind): s for s in found}
+    peak = shapes[("scratch", "peak before the end")]
+    assert (peak.high_step, peak.low_step) == (2000, 4000)
+    assert (peak.high, peak.fall.mean, peak.fall.std) == pytest.approx((0.90, 0.03, 0.0))
+    assert peak.notable
+    drop = shapes[("frozen", "drop after the start")]
+    assert (drop.high_step, drop.low_step, drop.end) == (1000, 2000, pytest.approx(0.90))
+    assert drop.fall.mean == pytest.approx(0.06)  # 0.05, 0.07, 0.06
+    low = stats.interval([0.05, 0.07, 0.06]).low
+    assert drop.fall.low == pytest.approx(low) and drop.beyond_spread
+    assert ("frozen", "peak before the end") not in shapes  # its peak is the first point
+    assert ("scratch", "drop after the start") not in shapes  # it never falls below 0.80
+    _, text = build(tmp_path, study_rows(curves_of=SHAPED))
+    assert ("| scratch | 0.01 | 0 | peak before the end | 2,000 | 90.0 | 4,000 | 3.00 (3.00 to "
+            "3.00) | 0.00 |") in text
+    assert "frozen at P = 0.01, dropout 0 falls 6.0 pp from 91.0% at 1,000 examples to 85.0% " \
+        "at 2,000" in text
+
+
+def test_the_student_discussion_is_questions(study):
+    _, text = study
     discussion = text[text.index("## Your discussion"):text.index("## Methods")]
     questions = [line for line in discussion.splitlines() if line.startswith("- ")]
     assert len(questions) >= 3 and all(q.endswith("?") for q in questions)

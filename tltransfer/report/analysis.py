@@ -26,6 +26,7 @@ NO_DROPOUT, LAB_DROPOUT = 0.0, 0.5
 SPEC_ACCURACY = 0.99  # the lab expects this of the 0-5 net and of 6-9 scratch at P = 1
 TARGET = 0.005  # the default difference of interest: seeds per side to detect it
 LEVEL = 1e-4  # differences below this (0.01 pp, under half an image of 3,969) are level
+NOTABLE = 1e-3  # a fall of the curve below 0.1 pp (4 images of 3,969) is not worth a line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,37 +211,45 @@ def efficiencies(scores, tests):
 
 @dataclasses.dataclass(frozen=True)
 class Shape:
-    """The largest fall of a cell's mean curve below an earlier high: its steps and mean
-    accuracies, and the fall per seed (accuracy at high_step minus at low_step) estimated."""
+    """What a cell's final accuracy hides: a 'peak before the end' (the mean curve's highest
+    point, above its end) or a 'drop after the start' (its lowest point after the first
+    evaluation, below that evaluation). The steps and mean accuracies at the high and the low,
+    and the fall per seed (accuracy at high_step minus at low_step) estimated."""
     cell: Cell
+    kind: str
     high_step: int
     high: float
     low_step: int
     low: float
     end: float
     fall: stats.Estimate
-    kind: str  # 'peak before the end', 'drop after the start' or 'dip'
 
     @property
     def beyond_spread(self):
         """The fall is larger than the seeds' spread: its 95% interval excludes zero."""
         return self.fall.low > 0
 
+    @property
+    def notable(self):
+        """Beyond the spread and at least NOTABLE: worth a line in report.md."""
+        return self.beyond_spread and self.fall.mean >= NOTABLE
 
-def shape(scores, cell):
+
+def shapes_of(scores, cell):
     steps, curves = scores.steps[cell], scores.curves[cell]
+    mean, found = curves.mean(axis=0), []
     if len(steps) < 3:
-        return None
-    mean = curves.mean(axis=0)
-    falls = np.maximum.accumulate(mean) - mean
-    low = int(falls.argmax())
-    high = int(mean[:low + 1].argmax())
-    if falls[low] < LEVEL:
-        return None
-    kind = ("peak before the end" if low == len(steps) - 1 else
-            "drop after the start" if high == 0 else "dip")
-    return Shape(cell, int(steps[high]), float(mean[high]), int(steps[low]), float(mean[low]),
-                 float(mean[-1]), stats.interval(curves[:, high] - curves[:, low]), kind)
+        return found
+    peak, trough = int(mean.argmax()), 1 + int(mean[1:].argmin())
+    candidates = [("drop after the start", 0, trough)]
+    if peak > 0:  # a peak at the first evaluation is a drop after the start never made good
+        candidates.insert(0, ("peak before the end", peak, len(steps) - 1))
+    for kind, high, low in candidates:
+        if mean[high] - mean[low] >= LEVEL:
+            found.append(Shape(cell, kind, int(steps[high]), float(mean[high]), int(steps[low]),
+                               float(mean[low]), float(mean[-1]),
+                               stats.interval(curves[:, high] - curves[:, low])))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,7 +409,16 @@ class Analysis:
     comparisons: list
     patterns: list
     efficiencies: list
-    shapes: list  # every target cell's largest fall, largest first
+    shapes: list  # every target cell's peak before the end and drop after the start
+
+    @property
+    def headline_shapes(self):
+        """The largest notable shape of each kind."""
+        first = {}
+        for found in self.shapes:
+            if found.notable:
+                first.setdefault(found.kind, found)
+        return list(first.values())
     sensitivities: list  # one per swept setting
     left_out: dict  # differences from the baseline -> names of the runs in no table
     test_images: int  # the 6-9 test set's size, inferred from the accuracies; None if unknown
@@ -423,8 +441,8 @@ def analyze(results, target=TARGET):
         c.adjusted = adjusted
     for s in sensitivities:
         conclude(s, main)
-    shapes = [shape(scores, c) for c in scores.cells(*TARGET_MODES)]
-    shapes = sorted((x for x in shapes if x), key=lambda x: -x.fall.mean)
+    shapes = sorted((x for c in scores.cells(*TARGET_MODES) for x in shapes_of(scores, c)),
+                    key=lambda x: -x.fall.mean)
     targets = [scores.finals[c] for c in scores.cells(*TARGET_MODES)]
     left_out = {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1}
     return Analysis(

@@ -139,17 +139,16 @@ def curves(doc, a):
 def shapes(doc, a):
     doc.add("## What the curves show", "", "The final accuracies hide what happens on the way: "
             "a peak well before the end (overfitting), or a drop after the start (with "
-            "fine-tuning: forgetting of what was transferred). Below, each configuration's "
-            "largest fall of the mean curve below an earlier high, where the fall is larger "
-            "than the seed spread (its 95% CI over seeds excludes zero).", "")
-    clear = [s for s in a.shapes if s.beyond_spread]
+            "transfer: losing what the first evaluation had). Below, those larger than the "
+            "seed spread: the fall's 95% CI over seeds excludes zero.", "")
+    clear = [s for s in a.shapes if s.notable]
     table = tables.shapes(clear)
     doc.write("curve_shapes.csv", tables.shapes(a.shapes).csv())
     if clear:
-        doc.add(*table.markdown()[2:-1], "", f"All {len(a.shapes)} falls, within the spread "
-                "too: [CSV](curve_shapes.csv).", "")
+        doc.add(*table.markdown()[2:-1], "", f"All {len(a.shapes)}, within the spread too: "
+                "[CSV](curve_shapes.csv).", "")
     else:
-        doc.add("No fall is larger than the seed spread: [CSV](curve_shapes.csv).", "")
+        doc.add("None is larger than the seed spread: [CSV](curve_shapes.csv).", "")
     doc.table(tables.curve_measures(a.scores), inline=False)
 
 

@@ -136,11 +136,10 @@ def shape_text(s):
 
 
 def curves_line(a):
-    clear = [s for s in a.shapes if s.beyond_spread]
-    if not clear:
+    if not a.headline_shapes:
         return []
-    return ["- **The curves:** " + "; ".join(map(shape_text, clear[:2])) + " (larger than the "
-            "seed spread) " + cite(SHAPES) + "."]
+    return ["- **The curves:** " + "; ".join(map(shape_text, a.headline_shapes)) + " (larger "
+            "than the seed spread) " + cite(SHAPES) + "."]
 
 
 def certainty_line(a):

@@ -229,7 +229,7 @@ def efficiency(rows):
 
 
 def shapes(rows, test_images=None):
-    return Table("curve_shapes", "Falls of the mean learning curve below an earlier high", (
+    return Table("curve_shapes", "Peaks before the end and drops after the start of the mean learning curves", (
         Column("mode", "mode", lambda s: s.cell.mode),
         Column("P", "p", lambda s: value_text(s.cell.p)),
         Column("dropout", "dropout", lambda s: value_text(s.cell.dropout)),
@@ -243,9 +243,9 @@ def shapes(rows, test_images=None):
         Column("", "fall_pp", lambda s: pct(s.fall.mean), shown=False),
         Column("", "fall_ci_low_pp", lambda s: pct(s.fall.low), shown=False),
         Column("", "fall_ci_high_pp", lambda s: pct(s.fall.high), shown=False),
-        Column("then back (pp)", "recovery_pp", lambda s: pct(s.end - s.low), two),
+        Column("back by the end (pp)", "recovery_pp", lambda s: pct(s.end - s.low), two),
         Column("beyond seed spread", "beyond_spread",
-               lambda s: "yes" if s.beyond_spread else "no")), tuple(rows), 4)
+               lambda s: "yes" if s.beyond_spread else "no", shown=False)), tuple(rows), 4)
 
 
 def curve_measures(scores, setting=None, shown=None,
