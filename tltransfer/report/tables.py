@@ -228,8 +228,9 @@ def efficiency(rows):
         Column("ratio", "ratio", lambda e: e.ratio, lambda x: f"{x:.2g}x")), tuple(rows), 3)
 
 
-def shapes(rows, test_images=None):
-    return Table("curve_shapes", "Peaks before the end and drops after the start of the mean learning curves", (
+def shapes(rows):
+    return Table("curve_shapes", "Peaks before the end and drops after the start of the mean "
+                 "learning curves", (
         Column("mode", "mode", lambda s: s.cell.mode),
         Column("P", "p", lambda s: value_text(s.cell.p)),
         Column("dropout", "dropout", lambda s: value_text(s.cell.dropout)),
