@@ -206,8 +206,8 @@ DISCUSSION = [
 def methods(a):
     n = a.test_images
     size = (f"All 6-9 runs are scored on the same {n:,} test images (inferred from the "
-            f"accuracies), so one image is {100 / n:.3f} pp and differences are paired by "
-            "test set, not independent draws of it." if n else
+            f"accuracies): one image is {100 / n:.3f} pp, and every test speaks of these "
+            "images, not of new draws of digits." if n else
             "The size of the test set could not be inferred from the accuracies.")
     return ["## Methods", "",
             "- Final accuracy is a run's test accuracy at its last evaluation. Every mean "
