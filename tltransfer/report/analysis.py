@@ -363,9 +363,8 @@ def conclude(s, main):
     tests = {(c.a.value, c.a._replace(value=None), c.b.mode): c for c in s.gains}
     where = {(c.p, c.dropout) for c in s.scores.cells()}
     gains = [c for c in main if (c.a.mode, c.b.mode) in GAINS and c.significant]
-    s.conclusions = [Conclusion(c, {v: outcome(c, tests.get((v, c.a, c.b.mode)))
-                                    for v in s.values})
-                     for c in gains if (c.a.p, c.a.dropout) in where]
+    outcomes = lambda c: {v: outcome(c, tests.get((v, c.a, c.b.mode))) for v in s.values}  # noqa
+    s.conclusions = [Conclusion(c, outcomes(c)) for c in gains if (c.a.p, c.a.dropout) in where]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,11 +443,16 @@ def analyze(results, target=TARGET):
     shapes = sorted((x for c in scores.cells(*TARGET_MODES) for x in shapes_of(scores, c)),
                     key=lambda x: -x.fall.mean)
     targets = [scores.finals[c] for c in scores.cells(*TARGET_MODES)]
-    left_out = {d: [r.name for r in rs] for d, rs in off.items() if len(d) > 1}
+    left_out = {d: names(rs) for d, rs in off.items() if len(d) > 1}
+    ignored = names(r for r in results.runs if r not in tested)
     return Analysis(
-        results.runs, results.absent, [r.name for r in results.runs if r not in tested],
+        results.runs, results.absent, ignored,
         baseline, scores, target, main, patterns(main), efficiencies(scores, main), shapes,
         sensitivities, left_out, stats.test_images(np.concatenate(targets)) if targets else None)
+
+
+def names(runs):
+    return [r.name for r in runs]
 
 
 def values_of(field, runs):

@@ -261,11 +261,11 @@ def provenance(csv_path, meta, note):
     else:
         versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
         commands, refused = meta.get("commands") or (), meta.get("refused_commands") or ()
-        lines = [f"- Export metadata: `{shown(meta_path(csv_path))}`",
-                 *(f"  - training command: `{shown(c)}`" for c in commands),
-                 *(f"  - refused (trained nothing): `{shown(str(r.get('command')))}`: "
-                   f"{r.get('reason')}" for r in refused),
-                 f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
+        lines = [f"- Export metadata: `{shown(meta_path(csv_path))}`"]
+        lines += [f"  - training command: `{shown(c)}`" for c in commands]
+        lines += [f"  - refused (trained nothing): `{shown(str(r.get('command')))}`: "
+                  f"{r.get('reason')}" for r in refused]
+        lines += [f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
                  "  - training versions: " + (", ".join(
                      f"{k} {versions[k]}" for k in sorted(versions)) or "none recorded"),
                  f"  - data sha256: {code_list(meta.get('data_sha256'))}",

@@ -97,8 +97,10 @@ class Table:
 
     def display(self, gap=MISSING):
         shown = [c for c in self.columns if c.shown]
-        return [[gap if missing(v) else c.fmt(v) for c, v in zip(shown, self.values(row, shown))]
-                for row in self.rows]
+        return [self.texts(row, shown, gap) for row in self.rows]
+
+    def texts(self, row, columns, gap):
+        return [gap if missing(v) else c.fmt(v) for c, v in zip(columns, self.values(row, columns))]
 
     def values(self, row, columns):
         return [c.get(row) for c in columns]
