@@ -1,5 +1,6 @@
 """python -m tltransfer.report --csv=results.csv --out=report"""
 
+import math
 import os
 import shlex
 import sys
@@ -7,29 +8,29 @@ import sys
 from absl import flags
 
 from tltransfer import cli
-from tltransfer.report import document
+from tltransfer.report import analysis, document
 from tltransfer.report.results import ReportError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("csv", "results.csv", "Tidy results CSV from python -m tltransfer.export.")
 flags.DEFINE_string("out", "report", "Directory to write the report into (replaced if it "
                     "holds an earlier report).")
-flags.DEFINE_list("thresholds", "0.9,0.95,0.98,0.99", "Test accuracies (fractions) for the "
-                  "samples-to-threshold table.")
+flags.DEFINE_float("difference", 100 * analysis.TARGET, "The difference of interest in "
+                   "percentage points: the comparisons table estimates the seeds per side that "
+                   "would detect it.")
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --csv=... --out=...")
+    if not (math.isfinite(FLAGS.difference) and 0 < FLAGS.difference <= 100):
+        sys.exit(f"error: --difference={FLAGS.difference:g} is no difference of accuracy; give "
+                 "percentage points in (0, 100], e.g. --difference=0.5")
+    if not FLAGS.out:
+        sys.exit("error: --out is empty; give the directory to write the report into, e.g. "
+                 "--out=report")
     try:
-        thresholds = sorted({float(t) for t in FLAGS.thresholds})
-    except ValueError:
-        thresholds = []
-    if not thresholds or not all(0 < t <= 1 for t in thresholds):
-        sys.exit(f"error: --thresholds={','.join(FLAGS.thresholds)}: give test accuracies as "
-                 "fractions in (0, 1] separated by commas, e.g. 0.9,0.95")
-    try:
-        files = document.build(FLAGS.csv, FLAGS.out, thresholds,
+        files = document.build(FLAGS.csv, FLAGS.out, FLAGS.difference / 100,
                                "python -m tltransfer.report " + shlex.join(sys.argv[1:]))
     except ReportError as error:
         sys.exit(f"error: {error}")

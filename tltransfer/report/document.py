@@ -1,29 +1,18 @@
-"""report.md and the files beside it, in the report's order. It is built in a temporary
-directory beside --out and renamed into place at the end, so a failed run never leaves a
-complete-looking report behind.
+"""report.md and the files beside it, in the report's order: findings first, then the two
+tables they cite, the figures, the curves, the student's discussion, methods and provenance
+last. The figures module draws panels; this module lays them out and saves them. The report
+is built in a temporary directory beside --out and renamed into place at the end, so a failed
+run never leaves a complete-looking report behind.
 """
 
 import os
 import shutil
-import sys
 import tempfile
 
-import matplotlib
-import numpy as np
-import scipy
-
-from tltransfer.report import analysis, figures, prose, results, tables
-from tltransfer.config import LAB_AXES, TARGET_MODES
-from tltransfer.report.results import DEFAULTS, ReportError
 from tltransfer.cli import plural
-from tltransfer.report.tables import value_text
-
-METHODS = ("Final accuracy = a run's test accuracy at its last recorded step. Statistics are "
-           "over seeds: std with ddof = 1, 95% CI from the t distribution; tests are Welch's "
-           "t-tests (two-sided, alpha = 0.05) with their power from the noncentral t: "
-           "'detectable' is the smallest difference the runs detect with probability 0.8, "
-           "'seeds per side to decide' how many seeds would detect the observed difference of "
-           "a comparison left open.")
+from tltransfer.config import TARGET_MODES
+from tltransfer.report import analysis, figures, prose, results, tables
+from tltransfer.report.results import ReportError
 
 
 class Document:
@@ -37,149 +26,196 @@ class Document:
 
     def skip(self, text):
         self.skipped.append(text)
-        self.add(f"*Skipped: {text}*", "")
 
-    def table(self, table):
-        for extension, text in (("csv", table.csv()), ("tex", table.latex())):
-            self.files.append(f"{table.stem}.{extension}")
-            with open(os.path.join(self.out_dir, self.files[-1]), "w", encoding="utf-8") as f:
-                f.write(text)
-        self.add(*table.markdown())
+    def write(self, name, text):
+        self.files.append(name)
+        with open(os.path.join(self.out_dir, name), "w", encoding="utf-8") as handle:
+            handle.write(text)
 
-    def figure(self, drawn, caption):
-        self.files.extend(drawn[1])
-        self.add(f"![{caption}]({drawn[1][0]})", "", f"*{caption}* ([PDF]({drawn[1][1]}))", "")
+    def table(self, table, inline=True):
+        """Writes the table's CSV and LaTeX; in report.md the table itself, or a link."""
+        self.write(f"{table.stem}.csv", table.csv())
+        self.write(f"{table.stem}.tex", table.latex())
+        if inline:
+            self.add(*table.markdown())
+        else:
+            self.add(f"*{table.title}*: [CSV]({table.stem}.csv), [LaTeX]({table.stem}.tex).", "")
+
+    def figure(self, fig, stem, caption):
+        """Saves PNG and PDF without timestamps, and links them."""
+        for extension, metadata in (("png", {"Software": None}),
+                                    ("pdf", {"CreationDate": None, "Producer": None})):
+            self.files.append(f"{stem}.{extension}")
+            fig.savefig(os.path.join(self.out_dir, self.files[-1]), dpi=150, metadata=metadata,
+                        bbox_inches="tight")
+        figures.plt.close(fig)
+        self.add(f"![{caption}]({stem}.png)", "", f"*{caption}* ([PDF]({stem}.pdf))", "")
 
 
-def code_list(value):
-    items = [value] if isinstance(value, str) else list(value or ())
-    return ", ".join(f"`{item}`" for item in items) or "none recorded"
+def p_title(a, p):
+    n_train = {a.scores.n_train[c] for c in a.scores.cells(*TARGET_MODES) if c.p == p}
+    return f"P = {p:g} ({', '.join(f'{n:,}' for n in sorted(n_train))} images)"
 
 
-def provenance(csv_path, meta, note):
-    """The commands that made the runs (refused ones only as refused), versions, data."""
-    lines = ["## Provenance", ""]
-    if meta is None:
-        lines.append(f"- Export metadata: {note}")
+def differences(doc, a):
+    ps = sorted({c.a.p for c in a.comparisons})
+    if not ps:
+        return doc.skip("no two target configurations to compare: no differences figure.")
+    most = max(sum(c.a.p == p for c in a.comparisons) for p in ps)
+    fig, axes = figures.grid(len(ps), width=4.6, height=0.5 + 0.32 * most)
+    for ax, p in zip(axes, ps):
+        rows = [forest_row(c) for c in a.comparisons if c.a.p == p]
+        figures.forest(ax, rows, p_title(a, p))
+    doc.figure(fig, "differences", "Differences a - b in final accuracy with 95% CIs; a "
+               "filled dot is significant after Holm's correction")
+
+
+def forest_row(c):
+    label = c.label + (f", dropout {c.a.dropout:g}" if c.kind == "modes" else "")
+    return (label, c.test.diff, c.test.low, c.test.high, c.significant,
+            figures.MODE_COLORS[c.a.mode])
+
+
+def accuracy(doc, a):
+    doc.add("## Final accuracy", "")
+    targets = a.scores.cells(*TARGET_MODES)
+    if targets:
+        doc.table(tables.accuracy(a.scores))
+        fig, (ax,) = figures.grid(1, width=6.2, height=4.4)
+        dropouts = sorted({c.dropout for c in targets})
+        lines = sorted({(c.mode, c.dropout) for c in targets}, key=lambda line: (
+            TARGET_MODES.index(line[0]), line[1]))
+        # Side by side around each size (a log axis: a factor), so the lines' bars show.
+        figures.accuracy_points(ax, a.scores, targets, lambda c: a.scores.n_train[c] * 1.06 ** (
+            lines.index((c.mode, c.dropout)) - (len(lines) - 1) / 2),
+                                lambda d: figures.STYLES[dropouts.index(d) % 4])
+        figures.log_sizes(ax, sorted({a.scores.n_train[c] for c in targets}))
+        ax.set_xlabel("target training images (log scale)")
+        ax.legend()
+        doc.figure(fig, "final_accuracy", "Final test accuracy against training images: dots "
+                   "are seeds, bars the 95% CI of the mean")
     else:
-        versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
-        lines += [f"- Export metadata: `{results.meta_path(csv_path)}`",
-                  *(f"  - training command: `{c}`" for c in meta.get("commands") or ()),
-                  *(f"  - refused (trained nothing): `{r.get('command')}`: {r.get('reason')}"
-                    for r in meta.get("refused_commands") or ()),
-                  f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
-                  "  - training versions: " + (", ".join(
-                      f"{k} {versions[k]}" for k in sorted(versions)) or "none recorded"),
-                  f"  - data sha256: {code_list(meta.get('data_sha256'))}",
-                  f"  - logdir: {code_list(meta.get('logdir'))}"]
-        lines += [f"  - {key.replace('_', ' ')}, left out: {code_list(meta[key])}"
-                  for key in ("failed_runs", "incomplete_runs") if meta.get(key)]
-    return lines + [f"- Report made with Python {sys.version.split()[0]}, numpy "
-                    f"{np.__version__}, scipy {scipy.__version__}, matplotlib "
-                    f"{matplotlib.__version__}."]
+        doc.skip("no 6-9 runs: no accuracy table, comparisons or curves.")
+    if a.scores.cells("source"):
+        doc.table(tables.source(a.scores))
 
 
-def settings_lines(a):
-    """Which settings vary, what the main tables hold, and the runs in no table."""
-    fixed = ", ".join(f"{f} {value_text(v) or repr(v)}" + (
-        "" if v == DEFAULTS[f] else " (not the default)")
-        for f, v in a.baseline.items() if f not in LAB_AXES)
-    lines = ["- Settings that vary beyond mode, p, dropout and seed: " + (", ".join(
-        f"{s.setting} ({', '.join(map(value_text, s.values))})" for s in a.sensitivities)
-        or "none") + ".", f"- The main tables hold the runs at {fixed}."]
-    ignored = [r.name for r in a.runs if r.mode not in ("source", *TARGET_MODES)
-               or r.test_curve is None]
-    if ignored:
-        lines.append(f"- Ignored (unknown mode or no test/accuracy): {', '.join(ignored)}.")
-    if a.left_out:
-        lines.append(f"- {plural(sum(map(len, a.left_out.values())), 'run')} differ from the "
-                     "main tables in more than one setting, so they are in no table:")
-    return lines + [f"  - {', '.join(f'{f} {value_text(v)}' for f, v in d)} "
-                    f"({plural(len(names), 'run')}): {', '.join(names)}"
-                    for d, names in a.left_out.items()]
+def comparisons(doc, a):
+    if not a.comparisons:
+        return
+    doc.add("## Comparisons", "", "Column A names the lab's assignment each row answers. "
+            "Holm p is the p-value adjusted over all the report's tests; P(a > b) the share "
+            "of seed pairs in which a beats b.", "")
+    doc.table(tables.comparisons("comparisons", prose.COMPARISONS, a.comparisons, a.target))
+
+
+def curves(doc, a):
+    targets = a.scores.cells(*TARGET_MODES)
+    sources = a.scores.cells("source")
+    if not targets and not sources:
+        return
+    doc.add("## Learning curves", "")
+    for dropout in sorted({c.dropout for c in targets}):
+        ps = sorted({c.p for c in targets if c.dropout == dropout})
+        fig, axes = figures.grid(len(ps))
+        for ax, p in zip(axes, ps):
+            figures.learning_curves(ax, a.scores, [c for c in targets if (c.p, c.dropout) ==
+                                                   (p, dropout)], p_title(a, p))
+        figures.legend(fig, axes)
+        doc.figure(fig, f"learning_curves_drop{dropout:g}", f"Test accuracy during training, "
+                   f"dropout {dropout:g}: mean over seeds with its 95% CI (y axis cut below "
+                   "the accuracies after the first tenth of training)")
+    if sources:
+        fig, (ax,) = figures.grid(1, width=5.4, height=3.8)
+        styles = {c: figures.STYLES[i % 4] for i, c in enumerate(sources)}
+        figures.spec_line(figures.learning_curves(ax, a.scores, sources, "0-5 source nets",
+                                                  styles))
+        ax.legend(loc="lower right")
+        doc.figure(fig, "source_learning_curve", "0-5 source nets: test accuracy (digits 0-5) "
+                   "during training, mean with its 95% CI")
+    shapes(doc, a)
+
+
+def shapes(doc, a):
+    doc.add("## What the curves show", "", "The final accuracies hide what happens on the way: "
+            "a peak well before the end (overfitting), or a drop after the start (with "
+            "transfer: losing what the first evaluation had). Below, those larger than the "
+            "seed spread: the fall's 95% CI over seeds excludes zero.", "")
+    clear = [s for s in a.shapes if s.notable]
+    table = tables.shapes(clear)
+    doc.write("curve_shapes.csv", tables.shapes(a.shapes).csv())
+    if clear:
+        doc.add(*table.markdown()[2:-1], "", f"All {len(a.shapes)}, within the spread too: "
+                "[CSV](curve_shapes.csv).", "")
+    else:
+        doc.add("None is larger than the seed spread: [CSV](curve_shapes.csv).", "")
+    doc.table(tables.curve_measures(a.scores), inline=False)
+
+
+def efficiency(doc, a):
+    if not a.scores.cells("scratch"):
+        return
+    doc.add("## Data efficiency", "")
+    if a.efficiencies:
+        doc.table(tables.efficiency(a.efficiencies))
+    else:
+        doc.add("No difference between transfer and scratch is significant after correction, "
+                "so no saving of images is claimed.", "")
+
+
+def sensitivity(doc, a, s):
+    doc.add(f"## Other {s.setting}", "", f"Runs at the main tables' settings but for "
+            f"{s.setting} = {', '.join(map(tables.value_text, s.values))}, in the (P, dropout) "
+            "cells where it takes those values.", "")
+    if not s.scores.runs:
+        return doc.add(f"No 6-9 run differs from the main tables in {s.setting} alone.", "")
+    doc.table(tables.curve_measures(
+        s.scores, s.setting, ("final",), f"Final test accuracy (%) at other {s.setting}, mean "
+        "over seeds (95% CI); the CSV holds every curve measure"))
+    if s.gains:
+        doc.table(tables.comparisons(f"gains_{s.setting}", prose.gains_title(s.setting),
+                                     s.gains, a.target, s.setting))
+    doc.add(*prose.conclusion_lines(s))
+    base = a.baseline.values[s.setting]
+    values = [base, *s.values]
+    where = {(c.p, c.dropout) for c in s.scores.cells()}
+    main = [c for c in a.scores.cells(*TARGET_MODES) if (c.p, c.dropout) in where]
+    merged = analysis.score({**s.scores.runs,
+                             **{c._replace(value=base): a.scores.runs[c] for c in main}})
+    ps = sorted({c.p for c in merged.cells()})
+    fig, axes = figures.grid(len(ps))
+    for ax, p in zip(axes, ps):
+        figures.accuracy_points(ax, merged, [c for c in merged.cells() if c.p == p],
+                                lambda c: values.index(c.value), lambda d: "-")
+        ax.set_xticks(range(len(values)), [tables.value_text(v) for v in values])
+        ax.set(title=p_title(a, p), xlabel=s.setting)
+    figures.legend(fig, axes)
+    doc.figure(fig, f"sensitivity_{s.setting}", f"Final test accuracy at each {s.setting} "
+               f"(first: the main tables'); dots are seeds, bars 95% CIs")
 
 
 def write(doc, a, csv_path, meta, note, command):
-    points = sum(len(c[0]) for r in a.runs for c in r.curves.values())
-    doc.add("# Transfer learning on MNIST: results report", "", f"Generated by `{command}`", "",
-            f"Input: `{csv_path}`: {plural(len(a.runs), 'run')}, {points:,} data points.", "",
-            *prose.key_findings(a), *provenance(csv_path, meta, note), *settings_lines(a), "",
-            METHODS, "", "## 0-5 source nets", "")
-    sources = [g for g in a.groups.values() if g.mode == "source"]
-    targets = [g for g in a.groups.values() if g.mode in TARGET_MODES]
-    if sources:
-        doc.table(tables.source(sources))
-        doc.figure(figures.source_curves(sources, doc.out_dir),
-                   "0-5 source nets: test accuracy during training")
-    else:
-        doc.skip("no source runs at the main tables' settings: no 0-5 table or curve.")
-    doc.add("## Spec check: >= 99% test accuracy", "", *prose.spec_lines(a.groups), "")
-    for assignment in a.assignments:
-        n = assignment.number
-        doc.add(f"## Assignment {n}: {assignment.title}", "")
-        if assignment.absent:
-            doc.skip("no runs for " + ", ".join(f"{m} at dropout {d:g}"
-                                                for m, d in assignment.absent) + ".")
-        if assignment.groups:
-            doc.table(tables.accuracy(f"assignment{n}_accuracy", f"Assignment {n}: final test "
-                                      "accuracy over seeds", assignment.groups))
-        if assignment.comparisons:
-            doc.table(tables.statistics(f"assignment{n}_statistics", f"Assignment {n}: "
-                                        "Welch's t-tests", assignment.comparisons))
-    if not targets:
-        doc.skip("no 6-9 runs: no learning curves, box plots, convergence or efficiency.")
-    else:
-        doc.add("## Learning curves", "")
-        for dropout in sorted({g.dropout for g in targets}):
-            doc.figure(figures.learning_curves([g for g in targets if g.dropout == dropout],
-                                               dropout, doc.out_dir),
-                       f"Test accuracy during training, dropout {dropout:g} (y axis cut below "
-                       "the accuracies reached after the first tenth of training)")
-        doc.add("## Final-accuracy distributions", "")
-        doc.figure(figures.boxplots(targets, doc.out_dir),
-                   "Final test accuracy over seeds per p and mode (points = seeds)")
-        doc.add("## Convergence", "", "Mean training samples until the test accuracy first "
-                "reaches each threshold, over the runs that reached it, and the area under the "
-                "learning curve (trapezoid / step range: the mean test accuracy in training).",
-                "")
-        doc.table(tables.convergence(targets, a.thresholds))
-        doc.figure(figures.convergence(targets, a.thresholds, doc.out_dir), "Convergence: "
-                   "area under the learning curve and samples to each threshold (a point only "
-                   "where every seed reached it)")
-        doc.add("## Data efficiency", "")
-        doc.figure(figures.data_efficiency(targets, doc.out_dir),
-                   "Final test accuracy vs number of target training images")
-    if a.efficiencies:
-        doc.add("Scratch's mean final accuracy interpolated linearly in log n_train:", "")
-        doc.table(tables.efficiency(a.efficiencies))
+    doc.add("# Transfer learning on MNIST: results report", "",
+            f"{plural(len(a.runs), 'run')} from `{prose.shown(csv_path)}`. P is the proportion "
+            "of the 6-9 training images used; p is a p-value.", "", *prose.findings(a))
+    differences(doc, a)
+    accuracy(doc, a)
+    comparisons(doc, a)
+    curves(doc, a)
+    efficiency(doc, a)
     for s in a.sensitivities:
-        doc.add(f"## Sensitivity to {s.setting}", "", f"Runs at the main tables' settings but "
-                f"for {s.setting}, in the (p, dropout) cells where it takes another value; "
-                "'any' marks a mode that does not use it.", "")
-        if not s.groups:
-            doc.skip(f"no run differs from the main tables in {s.setting} alone.")
-            continue
-        doc.table(tables.accuracy(f"sensitivity_{s.setting}_accuracy", f"Final test accuracy "
-                                  f"at each {s.setting}", s.groups.values(), s.setting))
-        if s.gains:
-            doc.table(tables.statistics(f"sensitivity_{s.setting}_gains",
-                                        prose.gains_title(s.setting), s.gains, s.setting))
-        doc.add(*prose.conclusion_lines(s))
-        doc.figure(figures.sensitivity(s, doc.out_dir),
-                   f"Final test accuracy at each {s.setting} (mean ± std over seeds; a flat "
-                   "line is a mode that does not use it)")
-    if a.comparisons:
-        doc.add("## All statistical tests", "")
-        doc.table(tables.statistics("statistics", prose.STATISTICS, a.comparisons))
-    doc.add(*prose.discussion(a))
+        sensitivity(doc, a, s)
+    doc.add(*prose.DISCUSSION, *prose.methods(a), "## Provenance and settings", "",
+            f"- Made by `{prose.shown(command)}`.", *prose.provenance(csv_path, meta, note),
+            *prose.settings_lines(a), "")
     if doc.skipped:
         doc.add("## Not computed", "", *(f"- {text}" for text in doc.skipped), "")
 
 
-def build(csv_path, out_dir, thresholds, command):
+def build(csv_path, out_dir, target=analysis.TARGET, command="python -m tltransfer.report"):
     """Reads the CSV and writes the whole report into out_dir; returns the file names.
     Raises ReportError (bad input, or an out_dir that is not an earlier report)."""
-    runs = results.load_runs(csv_path)
+    loaded = results.load(csv_path)
     meta, note = results.load_meta(csv_path)
     check_out_dir(out_dir)
     parent = os.path.dirname(os.path.abspath(out_dir))
@@ -190,30 +226,39 @@ def build(csv_path, out_dir, thresholds, command):
     os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would make the published report private
     try:
         doc = Document(work)
-        write(doc, analysis.analyze(runs, thresholds), csv_path, meta, note, command)
-        with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as handle:
-            handle.write("\n".join(doc.lines).rstrip() + "\n")  # last: marks a whole report
-        check_out_dir(out_dir)
-        old = tempfile.mkdtemp(prefix=".report-old-", dir=parent)
-        kept = os.path.join(old, "report")
-        try:  # an earlier report is replaced only now, and put back if that fails
-            if os.path.exists(out_dir):
-                os.rename(out_dir, kept)
-            os.rename(work, out_dir)
-        except OSError:
-            if os.path.exists(kept):
-                os.rename(kept, out_dir)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
+        write(doc, analysis.analyze(loaded, target), csv_path, meta, note, command)
+        doc.write("report.md", "\n".join(doc.lines).rstrip() + "\n")  # last: a whole report
+        publish(work, out_dir, parent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return sorted(doc.files) + ["report.md"]
+    return sorted(doc.files)
+
+
+def publish(work, out_dir, parent):
+    """Renames the finished report into place; an earlier one is replaced only now, and put
+    back if that fails."""
+    check_out_dir(out_dir)
+    old = tempfile.mkdtemp(prefix=".report-old-", dir=parent)
+    kept = os.path.join(old, "report")
+    try:
+        if os.path.exists(out_dir):
+            os.rename(out_dir, kept)
+        os.rename(work, out_dir)
+    except OSError:
+        if os.path.exists(kept):
+            os.rename(kept, out_dir)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def check_out_dir(out_dir):
-    """Refuses to replace a directory that holds something other than an earlier report."""
-    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or (
-            os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "report.md")))):
+    """Refuses to replace a directory that holds something other than an earlier report, or a
+    file."""
+    if os.path.isfile(out_dir) or (os.path.exists(out_dir) and not os.path.isdir(out_dir)):
+        raise ReportError(f"--out={out_dir} is a file, not a directory; give a directory for "
+                          "the report, e.g. --out=report")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(
+            os.path.join(out_dir, "report.md")):
         raise ReportError(f"--out={out_dir} exists and is not an earlier report (no report.md "
                           "in it); choose a new directory or remove it")

@@ -1,11 +1,10 @@
-"""The report's figures: the only module that imports matplotlib.
+"""The report's figures, the only module that imports matplotlib. Each function draws on the
+`ax` it is given and returns it; the document lays out the panels and saves the files.
 
-Conventions: colour = mode, line style = dropout (in the legend too); a panel with nothing to
-show says "not reached"; panels of one figure with their own y scales say so in the title;
-a legend lists only what lies inside its axes; PNG and PDF carry no timestamps.
+Conventions: colour = mode, line style = dropout; the one uncertainty shown is the 95% CI of
+the mean over seeds (the report's one interval estimator); a panel with nothing to show says
+so; text is at least 9 pt at the size the figure is saved.
 """
-
-import os
 
 import matplotlib
 
@@ -15,200 +14,142 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tltransfer.cli import plural  # noqa: E402
-from tltransfer.report.analysis import SPEC_ACCURACY, TARGET_MODES  # noqa: E402
-from tltransfer.report.tables import value_text  # noqa: E402
+from tltransfer.report import stats  # noqa: E402
+from tltransfer.report.analysis import SPEC_ACCURACY  # noqa: E402
 
 MODE_COLORS = {"source": "C7", "scratch": "C0", "frozen": "C1", "finetune": "C2"}
 STYLES = ("-", "--", ":", "-.")
-OWN_SCALES = "each panel has its own y scale"
+FONT = 9
+plt.rcParams.update({"font.size": FONT, "legend.fontsize": FONT, "axes.titlesize": FONT + 1})
 
 
-def save(fig, out_dir, stem):
-    """Writes <stem>.png and .pdf; returns (figure, file names) so tests can inspect it."""
-    names = []
-    for extension, metadata in (("png", {"Software": None}),
-                                ("pdf", {"CreationDate": None, "Producer": None})):
-        names.append(f"{stem}.{extension}")
-        fig.savefig(os.path.join(out_dir, names[-1]), dpi=150, metadata=metadata,
-                    bbox_inches="tight")
-    plt.close(fig)
-    return fig, names
-
-
-def not_reached(ax, text="not reached"):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def panels(count, title, width=3.8, height=3.3, ncols=4):
+def grid(count, ncols=2, width=4.2, height=3.2, title=""):
+    """A figure of `count` panels, `ncols` across; the unused ones hidden."""
     ncols = min(ncols, count)
     rows = -(-count // ncols)
-    fig, axes = plt.subplots(rows, ncols, figsize=(width * ncols, height * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(rows, ncols, figsize=(width * ncols, height * rows),
+                             squeeze=False, layout="constrained")
     for ax in axes.ravel()[count:]:
         ax.set_visible(False)
-    fig.suptitle(title + (f" ({OWN_SCALES})" if count > 1 else ""), fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=FONT + 1)
     return fig, list(axes.ravel()[:count])
 
 
-def legend(fig, axes, **kwargs):
-    """One legend for the figure, each label once, in the order first drawn."""
+def legend(fig, axes):
+    """One legend below the panels, each label once, in the order first drawn."""
     entries = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     if entries:
-        fig.legend(entries.values(), entries.keys(), fontsize=7, frameon=False,
-                   loc="outside lower center", ncol=min(4, len(entries)), **kwargs)
+        fig.legend(entries.values(), entries.keys(), frameon=False, loc="outside lower center",
+                   ncol=min(3, len(entries)))
+    return fig
 
 
-def curve(ax, group, color, label, style="-"):
-    """Mean test accuracy over seeds, band = min-max; returns the band."""
-    steps, mean, low, high = group.mean_curve()
-    ax.plot(steps, 100 * mean, color=color, linestyle=style, label=label, linewidth=1.4)
-    ax.fill_between(steps, 100 * low, 100 * high, color=color, alpha=0.18, linewidth=0)
+def nothing(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def band(curves):
+    """(mean, low, high) in percent at each step of curves (seeds x steps): the mean and its
+    95% CI, which is the mean itself where there is one seed."""
+    estimates = [stats.interval(column) for column in np.asarray(curves).T]
+    mean = 100 * np.array([e.mean for e in estimates])
+    low, high = (100 * np.array([getattr(e, side) for e in estimates]) for side in ("low", "high"))
+    return mean, np.where(np.isnan(low), mean, low), np.where(np.isnan(high), mean, high)
+
+
+def curve(ax, steps, curves, label, color, style="-"):
+    """Mean test accuracy over seeds with its 95% CI band; returns the band."""
+    mean, low, high = band(curves)
+    ax.plot(steps, mean, color=color, linestyle=style, label=label, linewidth=1.4)
+    ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
     return low, high
 
 
 def zoom(ax, bands):
-    """Cuts off the first tenth of training's low accuracies, so later differences show."""
+    """Leaves out the first tenth of training's low accuracies, so later differences show."""
     lows = np.concatenate([low[len(low) // 10:] for low, _ in bands])
-    highs = np.concatenate([high for _, high in bands])
-    ax.set_ylim(max(0.0, 100 * lows.min() - 1), min(100.5, 100 * highs.max() + 0.5))
+    highs = np.concatenate([high[len(high) // 10:] for _, high in bands])
+    ax.set_ylim(max(0.0, lows.min() - 0.5), min(100.5, highs.max() + 0.5))
+    return ax
 
 
-def source_curves(groups, out_dir):
-    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
-    zoom(ax, [curve(ax, g, f"C{i}", f"dropout {g.dropout:g} ({plural(len(g.runs), 'seed')})",
-                    STYLES[i % len(STYLES)]) for i, g in enumerate(groups)])
+def learning_curves(ax, scores, cells, title, styles=None):
+    """The mean curves of `cells` on one panel: colour = mode, style from `styles`
+    (cell -> line style)."""
+    zoom(ax, [curve(ax, scores.steps[c], scores.curves[c], label_of(c, styles),
+                    MODE_COLORS.get(c.mode, "k"), (styles or {}).get(c, "-")) for c in cells])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.set(title=title, xlabel="training examples seen", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def label_of(cell, styles):
+    return f"{cell.mode}, dropout {cell.dropout:g}" if styles else cell.mode
+
+
+def spec_line(ax):
+    """The lab's 99%, where it falls on the axes."""
     low, high = ax.get_ylim()
-    if low <= 100 * SPEC_ACCURACY <= high:  # the spec's line only where it is on the axes
+    if low <= 100 * SPEC_ACCURACY <= high:
         ax.axhline(100 * SPEC_ACCURACY, color="k", linestyle=":", linewidth=1,
-                   label=f"spec: {100 * SPEC_ACCURACY:g}%")
-    ax.set(xlabel="training samples", ylabel="test accuracy (%)",
-           title="0-5 source nets: mean over seeds, band = min-max")
-    ax.legend(fontsize=8, loc="lower right")
+                   label=f"lab's {100 * SPEC_ACCURACY:g}%")
+    return ax
+
+
+def forest(ax, rows, title):
+    """Differences with their 95% CIs against a zero line. rows: (label, difference,
+    low, high, significant, colour), fractions; a filled marker is significant."""
+    if not rows:
+        return nothing(ax, "no comparison")
+    for y, (label, diff, low, high, significant, color) in enumerate(rows):
+        if not np.isnan(low):
+            ax.plot([100 * low, 100 * high], [y, y], color=color, linewidth=1.6)
+        ax.plot([100 * diff], [y], "o", color=color, markersize=6,
+                markerfacecolor=color if significant else "white")
+    ax.axvline(0, color="k", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set(title=title, xlabel="difference in final accuracy (pp), 95% CI")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def accuracy_points(ax, scores, cells, x_of, style_of):
+    """Final accuracy: each seed a dot, the mean with its 95% CI as a bar, a line per
+    (mode, dropout) through its x positions (x_of: cell -> x)."""
+    lines = {}
+    for cell in cells:
+        lines.setdefault((cell.mode, cell.dropout), []).append(cell)
+    for (mode, dropout), members in lines.items():
+        members.sort(key=x_of)
+        xs = np.array([x_of(c) for c in members], dtype=float)
+        est = [scores.estimates["final"][c] for c in members]
+        mean = 100 * np.array([e.mean for e in est])
+        err = 100 * np.nan_to_num(np.array([[e.mean - e.low, e.high - e.mean] for e in est]).T)
+        color = MODE_COLORS.get(mode, "k")
+        ax.plot(xs, mean, color=color, linestyle=style_of(dropout),
+                label=f"{mode}, dropout {dropout:g}")
+        ax.errorbar(xs, mean, yerr=err, fmt="none", capsize=3, color=color)
+        for x, cell in zip(xs, members):
+            seeds = 100 * scores.finals[cell]
+            ax.plot(np.full(len(seeds), x), seeds, ".", color=color, alpha=0.5, markersize=4)
+    ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)
-    return save(fig, out_dir, "source_learning_curve")
-
-
-def learning_curves(groups, dropout, out_dir):
-    ps = sorted({g.p for g in groups})
-    fig, axes = panels(len(ps), f"6-9 nets, dropout {dropout:g}: mean test accuracy over "
-                       "seeds, band = min-max")
-    for ax, p in zip(axes, ps):
-        here = [g for g in groups if g.p == p]
-        zoom(ax, [curve(ax, g, MODE_COLORS[g.mode], g.mode) for g in here])
-        ax.set_title(f"p = {p:g} (n = {here[0].n_train:,})", fontsize=9)
-        ax.set_xlabel("training samples", fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
-    legend(fig, axes)
-    return save(fig, out_dir, f"learning_curves_drop{dropout:g}")
-
-
-def boxplots(groups, out_dir):
-    cells = sorted({(g.dropout, g.p) for g in groups})
-    modes = [m for m in TARGET_MODES if any(g.mode == m for g in groups)]
-    fig, axes = panels(len(cells), "Final test accuracy over seeds (points = seeds)", 3.2, 3.0)
-    for ax, (dropout, p) in zip(axes, cells):
-        for g in (g for g in groups if (g.p, g.dropout) == (p, dropout)):
-            box = ax.boxplot(100 * g.finals, positions=[modes.index(g.mode)], widths=0.6,
-                             patch_artist=True, medianprops={"color": "black"})
-            box["boxes"][0].set(facecolor=MODE_COLORS[g.mode], alpha=0.45)
-            ax.scatter([modes.index(g.mode)] * len(g.finals), 100 * g.finals, s=12, zorder=3,
-                       color=MODE_COLORS[g.mode])
-        ax.set_xticks(range(len(modes)), modes, fontsize=8)
-        ax.set_title(f"p = {p:g}, dropout {dropout:g}", fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("final test accuracy (%)")
-    return save(fig, out_dir, "final_accuracy_boxplot")
-
-
-def lines(ax, points, dropouts, xlabels=None):
-    """One line per (mode, dropout) through points (mode, dropout, x, y, err): colour =
-    mode, style = dropout; a panel without a point says "not reached"."""
-    drawn = False
-    for mode in TARGET_MODES + ("source",):
-        for dropout in dropouts:
-            line = sorted((x, y, e) for m, d, x, y, e in points
-                          if (m, d) == (mode, dropout) and not np.isnan(y))
-            if not line:
-                continue
-            x, y, err = zip(*line)
-            style = STYLES[dropouts.index(dropout) % len(STYLES)]
-            # Markers and error bars apart: a legend line with a marker hides its dashes.
-            ax.plot(x, y, color=MODE_COLORS[mode], linestyle=style,
-                    label=f"{mode}, dropout {dropout:g}")
-            ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="o", markersize=3, capsize=2,
-                        color=MODE_COLORS[mode])
-            drawn = True
-    if not drawn:
-        return not_reached(ax)
-    if xlabels:
-        ax.set_xticks(range(len(xlabels)), xlabels, fontsize=8)
-        ax.set_xlim(-0.5, len(xlabels) - 0.5)
-    ax.grid(alpha=0.3)
+    return ax
 
 
 def log_sizes(ax, sizes):
-    """Ticks exactly the measured sizes, so every panel reads the same."""
+    """A log x axis ticked at exactly the measured sizes."""
     ax.set_xscale("log")
-    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=7)
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 1.5)
-
-
-def data_efficiency(groups, out_dir):
-    fig, ax = plt.subplots(figsize=(5.5, 4.2), layout="constrained")
-    dropouts = sorted({g.dropout for g in groups})
-    lines(ax, [(g.mode, g.dropout, g.n_train, 100 * g.summary.mean, 100 * g.summary.std)
-               for g in groups], dropouts)
-    log_sizes(ax, sorted({g.n_train for g in groups}))
-    ax.set(xlabel="target training images (n_train, log scale)",
-           ylabel="final test accuracy (%), mean ± std",
-           title="Final accuracy vs training-set size")
-    ax.legend(fontsize=7)
-    return save(fig, out_dir, "data_efficiency")
-
-
-def convergence(groups, thresholds, out_dir):
-    """Area under the curve, and samples to each threshold where every seed got there."""
-    dropouts = sorted({g.dropout for g in groups})
-    fig, axes = panels(1 + len(thresholds), "Convergence vs target training images", 4, 3.3, 3)
-    lines(axes[0], [(g.mode, g.dropout, g.n_train, 100 * g.area.mean, 100 * g.area.std)
-                    for g in groups], dropouts)
-    axes[0].set_title("area under the learning curve (mean acc., %)", fontsize=9)
-    for ax, t in zip(axes[1:], thresholds):
-        lines(ax, [(g.mode, g.dropout, g.n_train, g.reach(t)[0], 0.0) for g in groups
-                   if g.reach(t)[1] == len(g.runs)], dropouts)
-        ax.set_title(f"samples to reach {100 * t:g}% (all seeds reached)", fontsize=9)
-    for ax in axes:
-        if ax.lines:
-            log_sizes(ax, sorted({g.n_train for g in groups}))
-    legend(fig, axes)
-    return save(fig, out_dir, "convergence")
-
-
-def sensitivity(result, out_dir):
-    """Final accuracy against the swept setting's values, a panel per p; a mode that does
-    not use the setting is drawn flat across them."""
-    labels = [value_text(v) for v in result.values]
-    ps = sorted({g.p for g in result.groups.values()})
-    dropouts = sorted({g.dropout for g in result.groups.values()})
-    fig, axes = panels(len(ps), f"Final test accuracy (mean ± std over seeds) at each "
-                       f"{result.setting}")
-    for ax, p in zip(axes, ps):
-        points = []
-        for (value, mode, gp, dropout), g in result.groups.items():
-            xs = range(len(labels)) if value is None else [result.values.index(value)]
-            points += [(mode, dropout, x, 100 * g.summary.mean, 100 * g.summary.std)
-                       for x in xs if gp == p]
-        lines(ax, points, dropouts, labels)
-        ax.set_title(f"p = {p:g}", fontsize=9)
-        ax.set_xlabel(result.setting, fontsize=8)
-    axes[0].set_ylabel("final test accuracy (%)")
-    legend(fig, axes)
-    return save(fig, out_dir, f"sensitivity_{result.setting}")
+    return ax

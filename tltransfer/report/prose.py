@@ -1,209 +1,309 @@
-"""The report's sentences, read off the Analysis: this module computes nothing.
+"""The report's sentences, read off the Analysis: this module selects and computes nothing.
 
-Differences are first minus second, in percentage points (pp) of mean final test accuracy.
-A citation [Table: row] names the table and the row a sentence rests on.
+P is the proportion of the 6-9 training images and p a p-value, everywhere. Differences are
+a - b in percentage points (pp) of final test accuracy; "significant" means Holm's adjusted
+p < 0.05. A citation [Table: rows] names the table and the rows a sentence rests on.
 """
 
-import math
+import os
+import re
+import sys
 
-from tltransfer.report.analysis import LAB_DROPOUT, SPEC_ACCURACY
+import matplotlib
+import numpy as np
+import scipy
+
 from tltransfer.cli import plural
-from tltransfer.report.tables import count, pvalue, signed, value_text
+from tltransfer.report.analysis import LAB_DROPOUT, QUESTIONS, SPEC_ACCURACY
+from tltransfer.report.results import DEFAULTS, meta_path
+from tltransfer.report.tables import RELATION, count, significant_digits, value_text
 
-STATISTICS, EFFICIENCY = "All statistical tests", "Data efficiency"
+ACCURACY, COMPARISONS, SOURCE = "Final accuracy", "Comparisons", "Source nets"
+EFFICIENCY, SHAPES = "Data efficiency", "Curve shapes"
+ABSOLUTE = re.compile(r"(?<![\w.~-])/[\w.+@-]+(?:/[\w.+@-]+)*")
 
 
 def gains_title(setting):
-    return f"Transfer gains at each {setting}"
+    return f"Transfer gains at other {setting}"
 
 
 def pp(fraction):
-    return f"{signed(100 * fraction)} pp"
-
-
-def pct(fraction):
-    return f"{100 * fraction:.2f}%"
-
-
-def row(c):
-    return f"{c.label}, p {c.a.p:g}, dropout {value_text(c.a.dropout)}"
+    """A difference in pp: two decimals below 1 pp, one above."""
+    x = 100 * fraction
+    return f"{x:+.1f}" if abs(x) >= 0.995 else f"{round(x, 2) + 0.0:+.2f}"
 
 
 def cite(table, *rows):
-    return f"[{table}: {'; '.join(rows)}]"
+    return f"[{table}: {'; '.join(rows)}]" if rows else f"[{table}]"
 
 
-def test_text(test, diff=True):
-    """'+1.23 pp, 95% CI ... pp, p = 0.012' as far as the test is defined."""
-    head = f"{pp(test.diff)}, " if diff else ""
-    if math.isnan(test.ci_low):
-        return head + test.verdict
-    return (f"{head}95% CI {signed(100 * test.ci_low)} to {signed(100 * test.ci_high)} pp, "
-            f"p {'' if test.pvalue < 0.001 else '= '}{pvalue(test.pvalue)}")
+def ps_text(ps, every):
+    """'P <= 0.01', 'P >= 0.1', 'P = 0.1', 'P 0.01-0.1' or 'every P' within the Ps `every`."""
+    if len(ps) == 1:
+        return f"P = {ps[0]:g}"
+    if list(ps) == list(every):
+        return "every P"
+    if ps[0] == every[0]:
+        return f"P ≤ {ps[-1]:g}"
+    return f"P ≥ {ps[0]:g}" if ps[-1] == every[-1] else f"P {ps[0]:g}-{ps[-1]:g}"
 
 
-def power_text(test):
-    """What the runs could detect and, for an open comparison, the seeds that would decide."""
-    if math.isnan(test.detectable):
-        return ""
-    text = (f"; {test.n_a} vs {test.n_b} runs detect {100 * test.detectable:.2f} pp or more "
-            "(power 0.8)")
-    if math.isinf(test.seeds):
-        return text + ", and no number of seeds up to 1000 would detect this difference"
-    if not math.isnan(test.seeds):
-        return text + f", about {test.seeds:.0f} seeds per side would detect this difference"
-    return text
+WORDS = {"modes": {1: "ahead", -1: "behind", 0: "neither ahead nor behind"},
+         "dropout": {1: "helps", -1: "costs", 0: "is mixed"}}
+NEUTRAL = 0.0025  # a mixed stretch within this (10 of 3,969 images) is neutral, or level
 
 
-def ahead(c, sign):
-    """(leader, trailer) of a comparison whose difference has this sign: its modes, or the
-    dropouts of one mode."""
-    names = (c.a.mode, c.b.mode) if c.a.mode != c.b.mode else (
-        f"dropout {c.a.dropout:g}", f"dropout {c.b.dropout:g}")
-    return names if sign > 0 else names[::-1]
+def verb(s, kind):
+    if s.direction == 0 and max(abs(s.low), abs(s.high)) <= NEUTRAL:
+        return "is neutral" if kind == "dropout" else "level"
+    return WORDS[kind][s.direction]
 
 
-def winner_text(c):
-    if c.sign == 0:
-        return f"{c.a.mode} and {c.b.mode} are level"
-    return "{} is ahead of {} by ".format(*ahead(c, c.sign)) + f"{abs(100 * c.test.diff):.2f} pp"
+
+def stretch_text(s, kind, every):
+    span = pp(s.low) if abs(s.high - s.low) < 5e-5 else f"{pp(s.low)} to {pp(s.high)}"
+    untested = [c.test.why_undefined for c in s.comparisons if c.test.why_undefined]
+    if len(untested) == len(s.comparisons):
+        sure = f"not tested: {untested[0]}"
+    elif not s.significant:
+        sure = "not significant"
+    elif len(s.significant) == len(s.comparisons):
+        sure = "significant"
+    else:
+        sure = "significant " + " and ".join(
+            (f"for {c.a.mode} " if kind == "dropout" else "") + f"at P = {c.a.p:g}"
+            for c in s.significant)
+    return f"{verb(s, kind)} at {ps_text(s.ps, every)} ({span} pp, {sure})"
 
 
-def lead_text(c):
-    if c.lead is None or c.lead[0] == 0:
-        return "the mean curves end level" if c.lead else "the mean curves share no steps"
-    (leader, trailer), (_, step, first) = ahead(c, c.lead[0]), c.lead
-    if step == first:
-        return f"{leader}'s mean curve is above {trailer}'s from the first evaluation " \
-               f"({first:,} samples) on"
-    return f"{leader}'s mean curve overtakes {trailer}'s for good at {step:,} samples"
+def pattern_text(pattern, every):
+    kind = "dropout" if pattern.dropout is None else "modes"
+    subject = (f"Dropout {LAB_DROPOUT:g} (against none)" if kind == "dropout" else
+               f"{pattern.sides[0]} against {pattern.sides[1]}, dropout {pattern.dropout:g}")
+    return f"{subject}: " + ", ".join(stretch_text(s, kind, every) for s in pattern.stretches)
 
 
-def images(g):
-    return f"p = {g.p:g} ({g.n_train:,} images)"
-
-
-def match_text(e):
-    words, sign = {"<=": ("at most ", "<= "), "~": ("~", ""), ">": ("more than ", "> ")}[
-        e.relation]
-    return f"{words}{count(e.n)} images ({sign}{e.ratio:.3g}x its {e.group.n_train:,})"
-
-
-def bullet(c, efficiency=None):
-    """One comparison, for reference: means, the test and its power, curves, area."""
-    same = c.a.mode == c.b.mode  # then the dropouts are compared: b -> a
-    head = (f"{c.a.mode}, {images(c.a)}: final accuracy {pct(c.b.summary.mean)} -> "
-            f"{pct(c.a.summary.mean)}" if same else
-            f"{images(c.a)}: {c.a.mode} {pct(c.a.summary.mean)} vs {c.b.mode} "
-            f"{pct(c.b.summary.mean)}, {winner_text(c)}")
-    areas = (c.b, " -> ", c.a) if same else (c.a, " vs ", c.b)
-    text = (f"- {head} ({test_text(c.test, same)}, {c.test.verdict}{power_text(c.test)}); "
-            f"{lead_text(c)}; area under the curve {pct(areas[0].area.mean)}{areas[1]}"
-            f"{pct(areas[2].area.mean)}")
-    if efficiency:
-        text += f"; scratch would need {match_text(efficiency)} to match {c.a.mode}"
-    return text + "."
-
-
-def split_text(s, subject, ahead, behind, cells):
-    text = (f"- {subject} {ahead} in {s['up']} of {plural(s['n'], cells)} ({s['up_sig']} "
-            f"significantly) and {behind} in {s['down']} ({s['down_sig']} significantly)")
-    return text + (f", level in {s['level']}" if s["level"] else "") + (
-        f"; the largest: {s['largest'].label} at p = {s['largest'].a.p:g}, "
-        f"{pp(s['largest'].test.diff)}.")
-
-
-def dropout_text(s, subject):
-    return split_text(s, subject, "raises the mean final accuracy", "lowers it", "(mode, p) cell")
-
-
-def discussion(analysis):
-    lines = ["## Discussion", "", "The reference behind the key findings, comparison by "
-             f"comparison; every number is in the table {STATISTICS}.", ""]
-    matches = {id(e.group): e for e in analysis.efficiencies}
-    for assignment in analysis.assignments:
-        lines += [f"### Assignment {assignment.number}", ""]
-        for a_mode, b_mode, dropout, items, s in assignment.pairs:
-            head = f"{a_mode} vs {b_mode}, dropout {dropout:g}"
-            lines += [f"**{head}**", "", *(bullet(c, matches.get(id(c.a)) if b_mode ==
-                                                  "scratch" else None) for c in items),
-                      split_text(s, f"Overall {a_mode} is", f"ahead of {b_mode}", "behind",
-                                 "proportion"), ""] if items else [f"- {head}: not compared.", ""]
-        if assignment.dropout_effect:
-            lines += [f"**What dropout {LAB_DROPOUT:g} changes (same mode and p)**", "",
-                      *map(bullet, assignment.dropout_effect),
-                      dropout_text(analysis.findings.dropout, "Dropout"), ""]
+def question_lines(a):
+    every = sorted({c.p for c in a.scores.cells("scratch", "frozen", "finetune")})
+    lines = []
+    for q in QUESTIONS:
+        found = [p for p in a.patterns if p.question == q.number]
+        rows = sorted({f"dropout {value_text(d)}" for d in q.dropouts})
+        head = f"- **Assignment {q.number}, {q.title}.** "
+        if not found:
+            lines.append(head + "Not compared: the CSV has no runs for it.")
+            continue
+        lines.append(head + "; ".join(pattern_text(p, every) for p in found) + " " + cite(
+            COMPARISONS, f"A {q.number}") + " " + cite(ACCURACY, *rows) + ".")
     return lines
 
 
-def key_findings(analysis):
-    """At most about eight sentences, each citing the table row it rests on."""
-    f, lines = analysis.findings, []
-    if f.best is None:
-        lines.append("- No transfer mode is significantly ahead of scratch anywhere "
-                     f"{cite(STATISTICS, 'frozen and finetune vs scratch')}.")
-    else:
-        b = f.best
-        lines.append(f"- Transfer helps most at {images(b.a)}, dropout {b.a.dropout:g}: "
-                     f"{b.a.mode} beats scratch by {test_text(b.test)} {cite(STATISTICS, row(b))}.")
-    if f.efficiency:
-        where = f"{f.best.a.mode}, dropout {f.best.a.dropout:g}, p {f.best.a.p:g}"
-        lines.append(f"- A scratch net would need {match_text(f.efficiency)} to match it "
-                     f"{cite(EFFICIENCY, where)}.")
-    if f.stops:
-        p, gains = f.stops
-        lines.append(f"- From p = {p:g} on, no transfer mode is significantly ahead of scratch "
-                     f"at dropout {f.best.a.dropout:g} (" + "; ".join(
-                         f"{c.a.mode} {test_text(c.test)}" for c in gains) + ") "
-                     f"{cite(STATISTICS, *map(row, gains))}.")
-    if f.hurts:
-        lines.append("- Transfer is significantly behind scratch: " + "; ".join(
-            f"{c.a.mode} at p = {c.a.p:g}, dropout {c.a.dropout:g} ({test_text(c.test)})"
-            for c in f.hurts) + f" {cite(STATISTICS, *map(row, f.hurts))}.")
-    if f.finetune_frozen:
-        lines.append("- Fine-tuning against frozen transfer: " + "; ".join(
-            f"at p = {c.a.p:g} {winner_text(c)} ({c.test.verdict})" for c in f.finetune_frozen)
-            + f" {cite(STATISTICS, *map(row, f.finetune_frozen))}.")
-    if f.dropout["n"]:
-        lines.append(dropout_text(f.dropout, f"Dropout {LAB_DROPOUT:g}")[:-1] + " " +
-                     cite(STATISTICS, row(f.dropout["largest"])) + ".")
-    if f.open:
-        (low, high), (few, many) = f.detectable, f.seeds
-        lines.append(f"- {len(f.open)} of {plural(len(analysis.comparisons), 'comparison')} are "
-                     f"left open (not significant): their runs detect only differences of "
-                     f"{100 * low:.2f}-{100 * high:.2f} pp at power 0.8, and {few:.0f} to "
-                     f"{value_text(many)} seeds per side would decide them "
-                     f"{cite(STATISTICS, 'columns detectable, seeds per side to decide')}.")
-    return ["## Key findings", "", *lines, robustness(analysis), ""]
+def spec_line(a):
+    """The lab's 99% for the 0-5 nets and for 6-9 scratch at P = 1, without the numbers."""
+    finals = a.scores.estimates["final"]
+    checked = [c for c in a.scores.cells("source", "scratch")
+               if c.mode == "source" or c.p == 1.0]
+    if not checked:
+        return []
+    names = {"source": "0-5 source net", "scratch": "6-9 scratch at P = 1"}
+    verdict = {c: "meets" if finals[c].mean >= SPEC_ACCURACY else "misses" for c in checked}
+    words = [f"{names[c.mode]} with dropout {c.dropout:g} {verdict[c]} it" for c in checked]
+    return [f"- **The lab's {100 * SPEC_ACCURACY:g}%:** " + "; ".join(words) + " "
+            + cite(SOURCE) + " " + cite(ACCURACY, "P 1") + "."]
 
 
-def robustness(analysis):
-    if not analysis.sensitivities:
-        return ("- No setting beyond mode, p, dropout and seed varies in this CSV, so these "
-                "findings are not tested under other training settings.")
-    return "- Across swept settings: " + "; ".join(
-        f"{s.setting} ({', '.join(map(value_text, s.values))}): "
-        f"{sum(held for _, _, held in s.conclusions)} of "
-        f"{plural(len(s.conclusions), 'significant gain')} over scratch hold at every value "
-        f"{cite(gains_title(s.setting), 'all rows')}" for s in analysis.sensitivities) + "."
+def efficiency_line(a):
+    if not a.efficiencies:
+        return []
+    parts = [f"{match_text(e)} to match {e.gain.a.mode} at P = {e.gain.a.p:g}, dropout "
+             f"{e.gain.a.dropout:g}" for e in a.efficiencies[:3]]
+    more = len(a.efficiencies) - len(parts)
+    return ["- **Data efficiency** (only where transfer's difference from scratch is "
+            "significant): a scratch net needs " + "; ".join(parts)
+            + (f"; {more} more in the table" if more > 0 else "") + " " + cite(EFFICIENCY) + "."]
+
+
+def match_text(e):
+    if e.relation == ">":
+        return f"more than {count(e.images)} images (not reached at its largest size)"
+    return f"{RELATION[e.relation]} {significant_digits(e.images)} images ({e.ratio:.2g}x)"
+
+
+def shape_text(s):
+    where = f"{s.cell.mode} at P = {s.cell.p:g}, dropout {s.cell.dropout:g}"
+    return (f"{where} falls {100 * s.fall.mean:.1f} pp from {100 * s.high:.1f}% at "
+            f"{s.high_step:,} examples to {100 * s.low:.1f}% at {s.low_step:,}")
+
+
+def curves_line(a):
+    if not a.headline_shapes:
+        return []
+    return ["- **The curves:** " + "; ".join(map(shape_text, a.headline_shapes)) + " (larger "
+            "than the seed spread) " + cite(SHAPES) + "."]
+
+
+def certainty_line(a):
+    tests = [c for c in a.comparisons if not np.isnan(c.test.pvalue)]
+    if not tests:
+        return ["- **How sure:** no comparison has at least 2 seeds a side with any spread, "
+                "so nothing is tested."]
+    open_ = [c.test.detectable for c in tests if not c.significant]
+    seeds = [c.test.seeds for c in tests if not np.isnan(c.test.seeds)]
+    won = sum(c.significant for c in tests)
+    text = (f"- **How sure:** {won} of the {plural(len(tests), 'comparison')} "
+            f"{'is' if won == 1 else 'are'} significant after Holm's correction")
+    if open_:
+        text += f"; the others could only detect differences of {span(open_)} pp (power 0.8)"
+    if seeds:
+        text += (f"; detecting {100 * a.target:g} pp would take about "
+                 f"{span(seeds, lambda n: f'{n:.0f}' if np.isfinite(n) else 'over 1000')} "
+                 "seeds per side (an estimate from the pooled spread)")
+    return [text + " " + cite(COMPARISONS) + "."]
+
+
+def span(values, fmt=lambda x: f"{100 * x:.2f}"):
+    low, high = fmt(min(values)), fmt(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def robustness_lines(a):
+    return [f"- **Other {s.setting}** ({', '.join(map(value_text, s.values))}): "
+            f"{sum(c.holds for c in s.conclusions)} of "
+            f"{plural(len(s.conclusions), 'significant gain')} over scratch hold at every value "
+            f"{cite(gains_title(s.setting))}." for s in a.sensitivities]
+
+
+def findings(a):
+    intro = ("Differences are a - b in final test accuracy, in percentage points (pp); "
+             "significant means Holm-adjusted p < 0.05 over all the report's tests.")
+    return ["## Findings", "", intro, "", *question_lines(a), *spec_line(a), *efficiency_line(a),
+            *curves_line(a), *certainty_line(a), *robustness_lines(a), ""]
 
 
 def conclusion_lines(s):
-    """Whether each of the lab's conclusions holds at every value of a swept setting."""
+    """Whether each significant gain of the main tables holds at the other values."""
     if not s.conclusions:
         return [f"- No significant gain of the main tables falls where {s.setting} varies.", ""]
-    return [f"- {c.a.mode} beats scratch at p = {c.a.p:g}, dropout {c.a.dropout:g} "
-            f"({pp(c.test.diff)} in the main tables): " + "; ".join(
-                f"{s.setting} {value_text(v)} {o}" for v, o in at.items()) + " " +
-            cite(gains_title(s.setting), row(c)) + "." for c, at, _ in s.conclusions] + [""]
+    return [f"- {c.gain.a.mode} beats scratch at P = {c.gain.a.p:g}, dropout "
+            f"{c.gain.a.dropout:g}: " + "; ".join(f"at {s.setting} {value_text(v)} it {o}"
+                                                 for v, o in c.outcomes.items()) + "."
+            for c in s.conclusions] + [""]
 
 
-def spec_lines(groups):
-    """The spec's '>= 99%', checked for the source nets and scratch at p = 1."""
-    names = {"source": "0-5 source net", "scratch": "6-9 scratch net at p = 1"}
-    return [f"- {names[g.mode]}, dropout {g.dropout:g}: mean {pct(g.summary.mean)} over "
-            f"{plural(len(g.runs), 'run')} "
-            f"{'meets' if g.summary.mean >= SPEC_ACCURACY else 'misses'} the spec's >= "
-            f"{100 * SPEC_ACCURACY:g}%." for g in groups.values()
-            if g.mode == "source" or (g.mode == "scratch" and g.p == 1.0)] or [
-        "- No source runs and no scratch runs at p = 1: nothing to check."]
+DISCUSSION = [
+    "## Your discussion", "",
+    "*For the student: the report states what the runs show; explaining it is yours. "
+    "Questions worth answering:*", "",
+    "- Why does frozen transfer help most when P is smallest, and why does the gap close as P "
+    "grows?",
+    "- Fine-tuning starts from the same weights as frozen transfer: why can it end below it "
+    "with few images, and above it with many?",
+    "- Why might dropout help at small P and not at large P?",
+    "- What do the falls in the learning curves say about training this long on few images?",
+    "- Which differences are too small to matter on 3,969 test images, whatever their p?", ""]
+
+
+def methods(a):
+    n = a.test_images
+    size = (f"All 6-9 runs are scored on the same {n:,} test images (inferred from the "
+            f"accuracies): one image is {100 / n:.3f} pp, and every test speaks of these "
+            "images, not of new draws of digits." if n else
+            "The size of the test set could not be inferred from the accuracies.")
+    return ["## Methods", "",
+            "- Final accuracy is a run's test accuracy at its last evaluation. Every mean "
+            "comes with its 95% CI from Student's t over seeds (the one interval estimator).",
+            "- Differences are tested with Welch's t-test (two-sided). With 3 seeds a side, "
+            "the test rests on a normal model of the seeds: an exact permutation test of 3 "
+            "against 3 cannot go below p = 0.10.",
+            f"- Multiplicity: Holm's correction over all {plural(len(tests_of(a)), 'test')} of "
+            "the report (one family). Holm rather than Benjamini-Hochberg because each finding "
+            "rests on single comparisons a reader takes one by one: Holm bounds the chance of "
+            "any false claim, not their share.",
+            "- P(a > b) is the share of seed pairs in which a beats b (Mann-Whitney U over n·m, "
+            "as rliable defines it): no normal model needed.",
+            "- 'detectable' is the smallest difference the runs detect with probability 0.8 at "
+            f"alpha 0.05 (noncentral t). 'seeds for {100 * a.target:g} pp' is an estimate from "
+            "the pooled spread, whose 2-4 degrees of freedom leave it uncertain by a factor of "
+            "several; `--difference` sets the difference.",
+            f"- {size}",
+            "- Data efficiency interpolates scratch's mean accuracy linearly in log(images) "
+            "between measured sizes, shown to 2 significant digits, and only where the "
+            "difference from scratch is significant."
+            " 'Examples seen' counts training samples processed (epochs x images).", ""]
+
+
+def tests_of(a):
+    family = a.comparisons + [g for s in a.sensitivities for g in s.gains]
+    return [c for c in family if not np.isnan(c.test.pvalue)]
+
+
+def shown(text):
+    """Paths in `text` as a reader elsewhere can use them: relative below the working
+    directory, else only their last part (a committed report carries no machine paths)."""
+    here = os.getcwd()
+
+    def one(match):
+        path = match.group()
+        inside = os.path.commonpath([here, path]) == here
+        return os.path.relpath(path, here) if inside else f".../{os.path.basename(path)}"
+    return ABSOLUTE.sub(one, text)
+
+
+def code_list(value):
+    items = [value] if isinstance(value, str) else list(value or ())
+    return ", ".join(f"`{shown(str(item))}`" for item in items) or "none recorded"
+
+
+def provenance(csv_path, meta, note):
+    """The commands that made the runs (refused ones only as refused), versions, data."""
+    if meta is None:
+        lines = [f"- Export metadata: {shown(note)}"]
+    else:
+        versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+        commands, refused = meta.get("commands") or (), meta.get("refused_commands") or ()
+        lines = [f"- Export metadata: `{shown(meta_path(csv_path))}`"]
+        lines += [f"  - training command: `{shown(c)}`" for c in commands]
+        lines += [f"  - refused (trained nothing): `{shown(str(r.get('command')))}`: "
+                  f"{r.get('reason')}" for r in refused]
+        lines += [f"  - flagfiles: {code_list(meta.get('flagfiles'))}",
+                 "  - training versions: " + (", ".join(
+                     f"{k} {versions[k]}" for k in sorted(versions)) or "none recorded"),
+                 f"  - data sha256: {code_list(meta.get('data_sha256'))}",
+                 f"  - logdir: {code_list(meta.get('logdir'))}"]
+        lines += [f"  - {key.replace('_', ' ')}, left out: {code_list(meta[key])}"
+                  for key in ("failed_runs", "incomplete_runs") if meta.get(key)]
+        if meta.get("incomplete_runs"):
+            lines.append("  - (an incomplete run has no result.json: a run stopped before its "
+                         "end, or a leftover directory of an older name; no table uses it)")
+    return lines + [f"- Report made with Python {sys.version.split()[0]}, numpy "
+                    f"{np.__version__}, scipy {scipy.__version__}, matplotlib "
+                    f"{matplotlib.__version__}."]
+
+
+def settings_lines(a):
+    """Which settings vary, what the main tables hold and why, and the runs in no table."""
+    base = a.baseline
+    varied = ", ".join(s.setting + " (" + ", ".join(
+        map(value_text, [base.values[s.setting], *s.values])) + ")" for s in a.sensitivities)
+    off = [f"{f} {value_text(v)}" for f, v in base.values.items()
+           if v != DEFAULTS[f] and f not in ("mode", "p", "dropout", "seed")]
+    lines = [f"- Settings that vary beyond mode, P, dropout and seed: {varied or 'none'}.",
+             "- The main tables hold the runs at every setting's default" + (
+                 f" but {', '.join(off)}" if off else "") + "."]
+    for field, (runs, tied) in base.reasons.items():
+        lines.append(f"  - {field} {value_text(base.values[field])}: no run has the default "
+                     f"{value_text(DEFAULTS[field])}; " + (
+                         f"{' and '.join(map(value_text, tied))} have {runs} runs each, and "
+                         f"{value_text(base.values[field])} is nearest the default"
+                         if len(tied) > 1 else f"it has the most runs ({runs})") + ".")
+    if a.absent:
+        lines.append(f"- The CSV has no column for {', '.join(a.absent)}: read as their "
+                     "defaults.")
+    if a.ignored:
+        lines.append(f"- Ignored (unknown mode or no test/accuracy): {', '.join(a.ignored)}.")
+    if a.left_out:
+        lines.append(f"- {plural(sum(map(len, a.left_out.values())), 'run')} differ from the "
+                     "main tables in more than one setting, so they are in no table:")
+    return lines + [f"  - {', '.join(f'{f} {value_text(v)}' for f, v in d)} "
+                    f"({plural(len(names), 'run')}): {', '.join(names)}"
+                    for d, names in a.left_out.items()]

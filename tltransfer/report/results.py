@@ -1,14 +1,16 @@
 """The exporter's tidy CSV -> Runs that carry every Config field.
 
-A column missing from the CSV (a field added to Config after the export), or an empty cell,
-means the field's default. A CSV from before the `samples` column (docs/study/results.csv is
-one) held a source net's budget in train_samples: it is moved to source_samples. A step given
-twice keeps its last value, as in the event files.
+A setting column missing from the CSV (a field added to Config after the export), or an empty
+cell, means the field's default; the report names the columns it assumed so. A CSV from
+before the `samples` column (docs/study/results.csv is one) held a source net's budget in
+train_samples: it is moved to source_samples. A step given twice keeps its last value, as in
+the event files. NaN and infinite values are refused: no accuracy, step or setting is one.
 """
 
 import csv
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -30,36 +32,48 @@ class ReportError(Exception):
 @dataclasses.dataclass(eq=False)
 class Run:
     name: str
-    config: dict  # every Config field -> its value; run.mode, run.p ... read it
+    config: dict  # every Config field -> its value
     n_train: int
     curves: dict  # tag -> (steps, values), by step
 
-    def __getattr__(self, field):
-        if field in DEFAULTS:
-            return self.config[field]
-        raise AttributeError(field)
+    @property
+    def mode(self):
+        return self.config["mode"]
+
+    @property
+    def seed(self):
+        return self.config["seed"]
 
     @property
     def test_curve(self):
         return self.curves.get(TEST_ACCURACY)
-
-    @property
-    def final(self):
-        return float(self.test_curve[1][-1])
 
     def relevant(self):
         """The fields this run depends on (the others are stored at their defaults)."""
         return [f for f in DEFAULTS if f not in IRRELEVANT.get(self.mode, ())]
 
 
+@dataclasses.dataclass
+class Results:
+    runs: list  # sorted by (mode, p, dropout, seed, name)
+    absent: list  # the Config fields the CSV has no column for: read as their defaults
+
+
+def number(text):
+    value = float(text)
+    if not math.isfinite(value):  # NaN or inf: no accuracy, step or setting is either
+        raise ValueError(text)
+    return value
+
+
 def integer(text):
-    if not float(text).is_integer():
+    if not number(text).is_integer():
         raise ValueError(text)
     return int(float(text))
 
 
-CONVERT = {**{f: {int: integer, float: float}.get(type(d), str) for f, d in DEFAULTS.items()},
-           "n_train": integer, "step": integer, "value": float}
+CONVERT = {**{f: {int: integer, float: number}.get(type(d), str) for f, d in DEFAULTS.items()},
+           "n_train": integer, "step": integer, "value": number}
 
 
 def read_rows(path):
@@ -88,14 +102,14 @@ def read_rows(path):
             try:
                 rows[-1][column] = CONVERT.get(column, str)(text)
             except ValueError:
-                kind = "integer" if CONVERT[column] is integer else "number"
+                kind = "integer" if CONVERT[column] is integer else "finite number"
                 raise ReportError(f"{path} line {line}: {column}={text!r} is not a valid "
                                   f"{kind}; {REEXPORT}") from None
     return header, rows
 
 
-def load_runs(path):
-    """The runs in the CSV, sorted by (mode, p, dropout, seed, name); ReportError if bad."""
+def load(path):
+    """The Results of the CSV; ReportError if it is unusable."""
     header, rows = read_rows(path)
     heads, points = {}, {}
     for row in rows:
@@ -113,11 +127,17 @@ def load_runs(path):
     if not any(TEST_ACCURACY in tags for tags in points.values()):
         raise ReportError(f"{path} has no {TEST_ACCURACY} rows, which every table and figure "
                           f"needs; {HINT}")
-    runs = [Run(name, *head, {tag: (np.array(sorted(s), dtype=float),
-                                    np.array([s[k] for k in sorted(s)]))
-                              for tag, s in points[name].items()})
+    runs = [Run(name, *head, {tag: curve(s) for tag, s in points[name].items()})
             for name, head in heads.items()]
-    return sorted(runs, key=lambda r: (mode_rank(r.mode), r.p, r.dropout, r.seed, r.name))
+    runs.sort(key=lambda r: (mode_rank(r.mode), r.config["p"], r.config["dropout"], r.seed,
+                             r.name))
+    return Results(runs, [f for f in DEFAULTS if f not in header])
+
+
+def curve(values_by_step):
+    """(steps, values), by step."""
+    steps = sorted(values_by_step)
+    return np.array(steps, dtype=float), np.array([values_by_step[k] for k in steps])
 
 
 def mode_rank(mode):
