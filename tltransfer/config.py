@@ -5,6 +5,7 @@ so tools that only read results share it without TensorFlow's start-up cost and 
 
 import dataclasses
 import hashlib
+import math
 import os
 
 MODES = ("source", "scratch", "frozen", "finetune")
@@ -28,27 +29,52 @@ SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
 # A list flag of one of these settings separates its values with '/', since a class list such
 # as '1,3,7' holds commas itself.
 CLASS_SETTINGS = ("source_classes", "target_classes")
+# Seeds go to TensorFlow's stateless ops as int64 and to NumPy's generators, which take no
+# negative seed.
+MAX_SEED = 2**63 - 1
 
 
 def parse_classes(spec):
-    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits."""
-    digits = []
+    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits.
+
+    Parts that overlap are refused: '6-9,5-9' is a comma typed where '/' (two class lists of a
+    sweep) was meant far more often than a set written twice."""
+    digits, seen = [], {}
     for part in str(spec).replace(" ", "").split(","):
         if part in ("odd", "even"):
-            digits += range(1 if part == "odd" else 0, 10, 2)
+            part_digits = list(range(1 if part == "odd" else 0, 10, 2))
         elif "-" in part:
             low, _, high = part.partition("-")
             if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
                 raise ValueError(f"classes {spec!r}: {part!r} is not a range like 0-5")
-            digits += range(int(low), int(high) + 1)
+            part_digits = list(range(int(low), int(high) + 1))
         elif part.isdigit():
-            digits.append(int(part))
+            part_digits = [int(part)]
+        elif not part:
+            raise ValueError(f"classes {spec!r}: an empty part; write the digits as 0-5, "
+                             "1,3,7, odd or even")
         else:
             raise ValueError(f"classes {spec!r}: {part!r} is not a digit, a range like 0-5, "
                              "'odd' or 'even'")
-    if any(d > 9 for d in digits) or len(set(digits)) < 2:
-        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9")
-    return tuple(sorted(set(digits)))
+        outside = [d for d in part_digits if d > 9]
+        if outside:
+            raise ValueError(f"classes {spec!r}: {', '.join(map(str, outside[:3]))}"
+                             f"{'...' if len(outside) > 3 else ''} "
+                             f"{'is not a digit' if len(outside) == 1 else 'are not digits'}; "
+                             "MNIST's classes are 0-9")
+        twice = sorted(set(part_digits) & set(digits))
+        if twice:
+            first = seen[twice[0]]
+            sweep = (f"separate the class lists of a sweep with '/' ({first}/{part}), or "
+                     if len(part_digits) > 1 and len(parse_classes(first)) > 1 else "")
+            raise ValueError(f"classes {spec!r}: {part!r} repeats {format_classes(tuple(twice))}"
+                             f" of {first!r}; {sweep}name each digit once")
+        seen.update({d: part for d in part_digits})
+        digits += part_digits
+    if len(digits) < 2:
+        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9: a task "
+                         "of one class has nothing to tell apart")
+    return tuple(sorted(digits))
 
 
 def format_classes(classes):
@@ -160,8 +186,11 @@ class Config:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
                             "the lab's)")
         for name in ("lr", "source_lr", "transferred_lr_scale"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name}={getattr(self, name)} must be positive")
+            if not 0 < getattr(self, name) < math.inf:  # NaN fails it too
+                problems.append(f"{name}={getattr(self, name)} must be a positive finite number")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed={self.seed} is outside 0..{MAX_SEED} (TensorFlow's and "
+                            "NumPy's seeds are non-negative 64-bit integers)")
         # Each budget must be whole batches of the net that trains on it.
         budgets = {"batch_size": ("source_samples" if self.mode == "source" else
                                   "train_samples", "eval_every")}
@@ -174,9 +203,12 @@ class Config:
                 continue
             for name in names:
                 value = getattr(self, name)
-                if value <= 0 or value % size:
+                if (value <= 0 or value % size) and not any(
+                        problem.startswith(f"{name}=") for problem in problems):
+                    nearest = sorted({max(size, value // size * size), (value // size + 1) * size})
                     problems.append(f"{name}={value} must be a positive multiple of "
-                                    f"{batch}={size}")
+                                    f"{batch}={size} (whole batches), e.g. "
+                                    f"{' or '.join(map(str, nearest))}")
         if problems:
             raise ValueError("; ".join(problems))
 
