@@ -22,6 +22,9 @@ CHECKPOINT_SECONDS = 10.0
 # when it differs from its default, so the lab's runs keep their names whatever is added.
 LAB_AXES = ("mode", "p", "dropout", "seed")
 TARGET_MODES = ("scratch", "frozen", "finetune")
+# The settings that take one of a few values.
+CHOICES = {"mode": MODES, "subset": SUBSETS, "precision": PRECISIONS,
+           "lr_schedule": LR_SCHEDULES, "source_lr_schedule": LR_SCHEDULES}
 # A transfer run's source net is trained with these settings of its own; a source net itself
 # uses the plain ones (mode=source with lr=0.002 is a source net trained at 0.002).
 SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
@@ -29,6 +32,31 @@ SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
 # A list flag of one of these settings separates its values with '/', since a class list such
 # as '1,3,7' holds commas itself.
 CLASS_SETTINGS = ("source_classes", "target_classes")
+# What each run writes to TensorBoard after every evaluation, with what it means. A source net
+# writes them under SOURCE_TAGS: it is tested on other classes (0-5), so its test accuracy under
+# the same tag would share the 6-9 nets' charts and top TensorBoard's sort by test accuracy.
+STEP = "x axis (Step): training samples seen so far, not batches"
+METRICS = {
+    "test/accuracy": f"accuracy on the whole test set of the run's classes; {STEP}",
+    "test/loss": f"mean cross-entropy on the whole test set of the run's classes; {STEP}",
+    "train/accuracy": f"accuracy on the training batches since the last evaluation (with "
+                      f"dropout, if any); {STEP}",
+    "train/loss": f"mean cross-entropy on the training batches since the last evaluation; "
+                  f"{STEP}",
+}
+SOURCE_TAGS = "source/"
+
+
+def scalar_tag(mode, metric):
+    """The tag under which a run of `mode` writes `metric` (a key of METRICS)."""
+    return SOURCE_TAGS + metric if mode == "source" else metric
+
+
+def metric_of(tag):
+    """The METRICS key of a run's tag, whatever the run's mode."""
+    return tag.removeprefix(SOURCE_TAGS)
+
+
 # Seeds go to TensorFlow's stateless ops as int64 and to NumPy's generators, which take no
 # negative seed.
 MAX_SEED = 2**63 - 1
@@ -173,9 +201,7 @@ class Config:
         if self.transfer_layers not in (1, 2, 3):
             problems.append(f"transfer_layers={self.transfer_layers} must be 1 (conv1), 2 (both "
                             "conv layers) or 3 (conv layers and dense 128)")
-        for name, choices in (("mode", MODES), ("subset", SUBSETS), ("precision", PRECISIONS),
-                              ("lr_schedule", LR_SCHEDULES),
-                              ("source_lr_schedule", LR_SCHEDULES)):
+        for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 problems.append(f"{name} {getattr(self, name)!r} is unknown; choose from "
                                 f"{', '.join(choices)}")

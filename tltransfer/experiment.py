@@ -10,9 +10,8 @@ import threading
 import time
 
 import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
 
-from tltransfer import data, model, train
+from tltransfer import data, model, summaries, train
 from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES, parse_classes
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
                                completed_result, failure, prepare_run_dir, read_scalars,
@@ -89,12 +88,6 @@ def copy_layers(target, source_weights, count=2):
         raise RunError(f"cannot read the source net's weights {source_weights} "
                        f"({type(e).__name__}); delete its run directory so that it is trained "
                        "again") from e
-
-
-def hparams(config, task):
-    """What TensorBoard's HParams dashboard shows: every field of the Config, and the run's
-    number of training images."""
-    return {**dataclasses.asdict(config), "n_train": len(task.y_train)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +228,7 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             f"{config.samples} samples")
     with writer.as_default():
         if not resume:
-            hp.hparams(hparams(config, task), trial_id=config.name)
+            summaries.write_hparams(config, task)
         while samples < config.samples:
             steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
             window = next(windows)[:steps]
@@ -249,9 +242,9 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
             train_seconds += time.perf_counter() - started
             if samples > written:
-                for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
-                                   ("train/accuracy", train_acc), ("train/loss", train_loss)):
-                    tf.summary.scalar(tag, value, step=samples)
+                summaries.write_scalars(config.mode, samples, {
+                    "test/accuracy": test_acc, "test/loss": test_loss,
+                    "train/accuracy": train_acc, "train/loss": train_loss})
                 writer.flush()
             stopping = STOP.is_set() and samples < config.samples
             if stopping or time.perf_counter() - saved >= checkpoint_seconds:
