@@ -14,8 +14,8 @@ import tensorflow as tf
 from tltransfer import data, model, summaries, train
 from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES, parse_classes
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
-                               completed_result, failure, prepare_run_dir, read_scalars,
-                               remove_tree, write_json_atomic)
+                               completed_result, describe, failure, prepare_run_dir,
+                               read_scalars, remove_tree, write_json_atomic)
 
 # A window's mean cross-entropy above this (the true class given probability e^-1000) or NaN
 # means training has diverged; healthy runs start near ln(classes) and go down.
@@ -163,8 +163,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
             # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
             # the last checkpoint, which a later run resumes from.
-            raise RunError(f"{config.name} could not write to {run_dir} ({e}); free space or "
-                           "fix the log root, then run the same command to resume") from e
+            raise write_failed(config, run_dir, e) from e
         except RunFailed as e:
             write_json_atomic(os.path.join(run_dir, FAILED_FILE),
                               {"config": dataclasses.asdict(config), "reason": str(e)})
@@ -172,16 +171,25 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
             log(f"{config.name}: FAILED: {e}")
             raise
 
-        tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
         result = {
             "config": dataclasses.asdict(config), "run": config.name,
             "n_train": len(task.y_train), "n_test": len(task.y_test),
             "source_run": config.source().name if source_dir else None,
             "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
             "curve": curve}
-        write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+        try:  # only writes: any error of theirs is the disk's, and leaves no result.json
+            tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
+            write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+        except (OSError, tf.errors.OpError) as e:
+            raise write_failed(config, run_dir, e) from e
         remove_tree(os.path.join(run_dir, CHECKPOINTS))
         return result
+
+
+def write_failed(config, run_dir, e):
+    """The RunError of a write that failed in a run (a full disk, a vanished mount)."""
+    return RunError(f"{config.name} could not write to {run_dir} ({describe(e)}); free space "
+                    "or fix the log root, then run the same command to resume")
 
 
 def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS,

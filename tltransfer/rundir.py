@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +42,16 @@ gfile = tf.io.gfile
 
 def is_local(path):
     return "://" not in path
+
+
+def describe(error):
+    """An I/O error in a few words: the system's (No space left on device), without
+    TensorFlow's graph-function names and op tags."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]", "", text)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def read_json(path):
