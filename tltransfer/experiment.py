@@ -160,9 +160,11 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
             copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
         try:
             curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds, progress)
-        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
-            # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
-            # the last checkpoint, which a later run resumes from.
+        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError,
+                tf.errors.PermissionDeniedError, tf.errors.UnknownError) as e:
+            # A write that fails mid-run (a full disk or quota, a file-size limit (EFBIG), a
+            # vanished mount): what is on disk is the last checkpoint, which a later run
+            # resumes from.
             raise write_failed(config, run_dir, e) from e
         except RunFailed as e:
             write_json_atomic(os.path.join(run_dir, FAILED_FILE),
