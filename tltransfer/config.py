@@ -212,8 +212,9 @@ class Config:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
                             "the lab's)")
         for name in ("lr", "source_lr", "transferred_lr_scale"):
-            if not 0 < getattr(self, name) < math.inf:  # NaN fails it too
-                problems.append(f"{name}={getattr(self, name)} must be a positive finite number")
+            value = getattr(self, name)
+            if not 0 < value < math.inf:  # NaN fails it too
+                problems.append(f"{name}={value} must be {'finite' if value > 0 else 'positive'}")
         if not 0 <= self.seed <= MAX_SEED:
             problems.append(f"seed={self.seed} is outside 0..{MAX_SEED} (TensorFlow's and "
                             "NumPy's seeds are non-negative 64-bit integers)")
