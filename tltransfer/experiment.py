@@ -213,7 +213,9 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     written = 0
     if resume:
         try:
-            checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+            # expect_partial: the manager's save counter is in the file, not in `checkpoint`.
+            status = checkpoint.read(manager.latest_checkpoint).expect_partial()
+            status.assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
             raise RunError(f"the checkpoint in {run_dir} is unreadable ({type(e).__name__}); "
                            "delete that run directory to train the run from the start") from e
