@@ -259,7 +259,7 @@ def main(argv):
         record("trained" if trained else "nothing to do")
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
     for note in rundir.other_runs_notes(FLAGS.logdir):
-        print(note)
+        print(f"note: {note}")
     print(f"\n{cli.plural(len(results), 'run')} complete under {FLAGS.logdir} after "
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")

@@ -197,11 +197,11 @@ def other_runs(logdir):
 
 
 def other_runs_notes(logdir):
-    """A note line per entry of other_runs: what it is, and how to see this study alone."""
+    """A note per entry of other_runs: what it is, and how to see this study alone."""
     notes = []
     for name, count in other_runs(logdir).items():
         where = os.path.join(logdir, name) if name != "." else f"{logdir} itself"
-        notes.append(f"note: {where} holds {count} TensorBoard run{'s' * (count != 1)} of "
+        notes.append(f"{where} holds {count} TensorBoard run{'s' * (count != 1)} of "
                      f"another study (a log root inside this one?); `tensorboard "
                      f"--logdir={logdir}` mixes {'them' if count != 1 else 'it'} with this "
                      f"study's runs: move {'it' if name != '.' else 'its event files'} out of "

@@ -133,7 +133,8 @@ def export(logdir, out, note=lambda line: None):
 
     All is read and checked before anything is written, and the main CSV (the file the report
     reads) is removed first and written last, so it never sits beside another export's side
-    files. `note` receives a line for each thing the provenance had to leave out."""
+    files. `note` receives a line for each thing the provenance had to leave out, and for runs
+    below the log root that are not its own (TensorBoard would show them beside these)."""
     from tltransfer import rundir
     if not rundir.gfile.isdir(logdir):
         raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
@@ -160,4 +161,6 @@ def export(logdir, out, note=lambda line: None):
                 "test_loss": repr(r["test_loss"])} for r in results])
     rundir.write_json_atomic(f"{stem}_meta.json", provenance)
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
+    for line in rundir.other_runs_notes(logdir):
+        note(line)
     return len(results), len(tidy), incomplete, failed

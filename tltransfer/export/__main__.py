@@ -28,9 +28,6 @@ def main(argv):
         print(f"left out {plural(len(failed), 'failed run')} (see their failed.json): "
               f"{', '.join(failed)}")
     print(f"wrote {plural(count, 'row')} from {plural(runs, 'run')} to {FLAGS.out}")
-    from tltransfer import rundir
-    for note in rundir.other_runs_notes(FLAGS.logdir):
-        print(note)
 
 
 if __name__ == "__main__":
