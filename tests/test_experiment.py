@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, rundir
+from tltransfer import experiment, rundir, summaries
 from tltransfer.config import Config
 from conftest import quiet, read_events
 
@@ -67,7 +67,12 @@ def test_without_a_progress_callback_fit_logs_a_line_every_tenth(tmp_path, mnist
 def test_hparams_are_every_config_field_and_the_training_images():
     config = Config(mode="frozen", p=0.01)
     task = type("Task", (), {"y_train": [0] * 200})
-    assert experiment.hparams(config, task) == {**dataclasses.asdict(config), "n_train": 200}
+    shown = {param.display_name: param.name for param in summaries.HPARAMS}
+    assert list(shown) == [*(f.name for f in dataclasses.fields(Config)), "n_train"]
+    assert sorted(shown.values()) == list(shown.values())  # TensorBoard sorts them by name
+    values = summaries.hparams(config, task)
+    assert {name: values[key] for name, key in shown.items()} == {
+        **dataclasses.asdict(config), "n_train": 200}
 
 
 def test_hparams_are_written(scratch_run):
@@ -81,7 +86,7 @@ def test_hparams_are_written(scratch_run):
                 if value.metadata.plugin_data.plugin_name == "hparams":
                     plugin_tags.add(value.tag)
                     content = value.metadata.plugin_data.content
-    assert plugin_tags == {"_hparams_/session_start_info"}
+    assert plugin_tags == {"_hparams_/experiment", "_hparams_/session_start_info"}
     for key in (b"mode", b"scratch", b"n_train", b"dropout", b"seed"):
         assert key in content
 

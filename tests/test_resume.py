@@ -158,4 +158,5 @@ def test_kill_9_of_a_real_run_then_resume(reference, tmp_path):
     out = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "resuming at" in out.stdout
+    assert out.stderr == ""  # no warning about the checkpoint's save counter, left unread
     assert_same_run(os.path.join(reference, config.name), os.path.join(tmp_path, config.name))

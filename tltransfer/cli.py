@@ -81,7 +81,7 @@ def run(main, quick_exit=True):
     else:
         code = 0
     if isinstance(code, str):  # sys.exit("error: ..."): the message, and status 1
-        print(code, file=sys.stderr)
+        print(" ".join(code.split()), file=sys.stderr)  # one line, whatever it quotes
         code = 1
     logging.shutdown()
     sys.stdout.flush()

@@ -5,6 +5,7 @@ so tools that only read results share it without TensorFlow's start-up cost and 
 
 import dataclasses
 import hashlib
+import math
 import os
 
 MODES = ("source", "scratch", "frozen", "finetune")
@@ -21,6 +22,9 @@ CHECKPOINT_SECONDS = 10.0
 # when it differs from its default, so the lab's runs keep their names whatever is added.
 LAB_AXES = ("mode", "p", "dropout", "seed")
 TARGET_MODES = ("scratch", "frozen", "finetune")
+# The settings that take one of a few values.
+CHOICES = {"mode": MODES, "subset": SUBSETS, "precision": PRECISIONS,
+           "lr_schedule": LR_SCHEDULES, "source_lr_schedule": LR_SCHEDULES}
 # A transfer run's source net is trained with these settings of its own; a source net itself
 # uses the plain ones (mode=source with lr=0.002 is a source net trained at 0.002).
 SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
@@ -28,27 +32,77 @@ SOURCE_SETTINGS = {"source_lr": "lr", "source_lr_schedule": "lr_schedule",
 # A list flag of one of these settings separates its values with '/', since a class list such
 # as '1,3,7' holds commas itself.
 CLASS_SETTINGS = ("source_classes", "target_classes")
+# What each run writes to TensorBoard after every evaluation, with what it means. A source net
+# writes them under SOURCE_TAGS: it is tested on other classes (0-5), so its test accuracy under
+# the same tag would share the 6-9 nets' charts and top TensorBoard's sort by test accuracy.
+STEP = "x axis (Step): training samples seen so far, not batches"
+METRICS = {
+    "test/accuracy": f"accuracy on the whole test set of the run's classes; {STEP}",
+    "test/loss": f"mean cross-entropy on the whole test set of the run's classes; {STEP}",
+    "train/accuracy": f"accuracy on the training batches since the last evaluation (with "
+                      f"dropout, if any); {STEP}",
+    "train/loss": f"mean cross-entropy on the training batches since the last evaluation; "
+                  f"{STEP}",
+}
+SOURCE_TAGS = "source/"
+
+
+def scalar_tag(mode, metric):
+    """The tag under which a run of `mode` writes `metric` (a key of METRICS)."""
+    return SOURCE_TAGS + metric if mode == "source" else metric
+
+
+def metric_of(tag):
+    """The METRICS key of a run's tag, whatever the run's mode."""
+    return tag.removeprefix(SOURCE_TAGS)
+
+
+# Seeds go to TensorFlow's stateless ops as int64 and to NumPy's generators, which take no
+# negative seed.
+MAX_SEED = 2**63 - 1
 
 
 def parse_classes(spec):
-    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits."""
-    digits = []
+    """'0-5', '5-9', 'odd', 'even', '1,3,7' or mixtures like '0-2,7' -> sorted tuple of digits.
+
+    Parts that overlap are refused: '6-9,5-9' is a comma typed where '/' (two class lists of a
+    sweep) was meant far more often than a set written twice."""
+    digits, seen = [], {}
     for part in str(spec).replace(" ", "").split(","):
         if part in ("odd", "even"):
-            digits += range(1 if part == "odd" else 0, 10, 2)
+            part_digits = list(range(1 if part == "odd" else 0, 10, 2))
         elif "-" in part:
             low, _, high = part.partition("-")
             if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
                 raise ValueError(f"classes {spec!r}: {part!r} is not a range like 0-5")
-            digits += range(int(low), int(high) + 1)
+            part_digits = list(range(int(low), int(high) + 1))
         elif part.isdigit():
-            digits.append(int(part))
+            part_digits = [int(part)]
+        elif not part:
+            raise ValueError(f"classes {spec!r}: an empty part; write the digits as 0-5, "
+                             "1,3,7, odd or even")
         else:
             raise ValueError(f"classes {spec!r}: {part!r} is not a digit, a range like 0-5, "
                              "'odd' or 'even'")
-    if any(d > 9 for d in digits) or len(set(digits)) < 2:
-        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9")
-    return tuple(sorted(set(digits)))
+        outside = [d for d in part_digits if d > 9]
+        if outside:
+            raise ValueError(f"classes {spec!r}: {', '.join(map(str, outside[:3]))}"
+                             f"{'...' if len(outside) > 3 else ''} "
+                             f"{'is not a digit' if len(outside) == 1 else 'are not digits'}; "
+                             "MNIST's classes are 0-9")
+        twice = sorted(set(part_digits) & set(digits))
+        if twice:
+            first = seen[twice[0]]
+            sweep = (f"separate the class lists of a sweep with '/' ({first}/{part}), or "
+                     if len(part_digits) > 1 and len(parse_classes(first)) > 1 else "")
+            raise ValueError(f"classes {spec!r}: {part!r} repeats {format_classes(tuple(twice))}"
+                             f" of {first!r}; {sweep}name each digit once")
+        seen.update({d: part for d in part_digits})
+        digits += part_digits
+    if len(digits) < 2:
+        raise ValueError(f"classes {spec!r} must name at least two of the digits 0-9: a task "
+                         "of one class has nothing to tell apart")
+    return tuple(sorted(digits))
 
 
 def format_classes(classes):
@@ -147,9 +201,7 @@ class Config:
         if self.transfer_layers not in (1, 2, 3):
             problems.append(f"transfer_layers={self.transfer_layers} must be 1 (conv1), 2 (both "
                             "conv layers) or 3 (conv layers and dense 128)")
-        for name, choices in (("mode", MODES), ("subset", SUBSETS), ("precision", PRECISIONS),
-                              ("lr_schedule", LR_SCHEDULES),
-                              ("source_lr_schedule", LR_SCHEDULES)):
+        for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 problems.append(f"{name} {getattr(self, name)!r} is unknown; choose from "
                                 f"{', '.join(choices)}")
@@ -160,8 +212,12 @@ class Config:
             problems.append(f"dropout={self.dropout} is not a rate in [0, 1) (0 = off, 0.5 = "
                             "the lab's)")
         for name in ("lr", "source_lr", "transferred_lr_scale"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name}={getattr(self, name)} must be positive")
+            value = getattr(self, name)
+            if not 0 < value < math.inf:  # NaN fails it too
+                problems.append(f"{name}={value} must be {'finite' if value > 0 else 'positive'}")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed={self.seed} is outside 0..{MAX_SEED} (TensorFlow's and "
+                            "NumPy's seeds are non-negative 64-bit integers)")
         # Each budget must be whole batches of the net that trains on it.
         budgets = {"batch_size": ("source_samples" if self.mode == "source" else
                                   "train_samples", "eval_every")}
@@ -174,9 +230,12 @@ class Config:
                 continue
             for name in names:
                 value = getattr(self, name)
-                if value <= 0 or value % size:
+                if (value <= 0 or value % size) and not any(
+                        problem.startswith(f"{name}=") for problem in problems):
+                    nearest = sorted({max(size, value // size * size), (value // size + 1) * size})
                     problems.append(f"{name}={value} must be a positive multiple of "
-                                    f"{batch}={size}")
+                                    f"{batch}={size} (whole batches), e.g. "
+                                    f"{' or '.join(map(str, nearest))}")
         if problems:
             raise ValueError("; ".join(problems))
 

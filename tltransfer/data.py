@@ -199,6 +199,13 @@ def split(mnist, classes, name):
     relabel[list(classes)] = np.arange(len(classes), dtype=np.int32)
     train = np.isin(mnist.y_train, classes)
     test = np.isin(mnist.y_test, classes)
+    for part, labels in (("training", mnist.y_train[train]), ("test", mnist.y_test[test])):
+        absent = tuple(int(c) for c in np.setdiff1d(classes, labels))
+        if absent:  # a class never trained on or never tested: a run that means nothing
+            raise DataError(
+                f"the data has no {part} images of digit{'s' * (len(absent) > 1)} "
+                f"{format_classes(absent)} (task: {name}); choose classes it holds "
+                "(--source_classes, --target_classes) or other --data")
     return Task(name, classes,
                 mnist.x_train[train], relabel[mnist.y_train[train]],
                 mnist.x_test[test], relabel[mnist.y_test[test]])

@@ -10,13 +10,12 @@ import threading
 import time
 
 import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
 
-from tltransfer import data, model, train
+from tltransfer import data, model, summaries, train
 from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES, parse_classes
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
-                               completed_result, failure, prepare_run_dir, read_scalars,
-                               remove_tree, write_json_atomic)
+                               completed_result, describe, failure, prepare_run_dir,
+                               read_scalars, remove_tree, write_json_atomic)
 
 # A window's mean cross-entropy above this (the true class given probability e^-1000) or NaN
 # means training has diverged; healthy runs start near ln(classes) and go down.
@@ -91,12 +90,6 @@ def copy_layers(target, source_weights, count=2):
                        "again") from e
 
 
-def hparams(config, task):
-    """What TensorBoard's HParams dashboard shows: every field of the Config, and the run's
-    number of training images."""
-    return {**dataclasses.asdict(config), "n_train": len(task.y_train)}
-
-
 @dataclasses.dataclass(frozen=True)
 class Progress:
     """What a run reports after each of its evaluations."""
@@ -167,11 +160,12 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
             copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
         try:
             curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds, progress)
-        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
-            # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
-            # the last checkpoint, which a later run resumes from.
-            raise RunError(f"{config.name} could not write to {run_dir} ({e}); free space or "
-                           "fix the log root, then run the same command to resume") from e
+        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError,
+                tf.errors.PermissionDeniedError, tf.errors.UnknownError) as e:
+            # A write that fails mid-run (a full disk or quota, a file-size limit (EFBIG), a
+            # vanished mount): what is on disk is the last checkpoint, which a later run
+            # resumes from.
+            raise write_failed(config, run_dir, e) from e
         except RunFailed as e:
             write_json_atomic(os.path.join(run_dir, FAILED_FILE),
                               {"config": dataclasses.asdict(config), "reason": str(e)})
@@ -179,16 +173,25 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
             log(f"{config.name}: FAILED: {e}")
             raise
 
-        tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
         result = {
             "config": dataclasses.asdict(config), "run": config.name,
             "n_train": len(task.y_train), "n_test": len(task.y_test),
             "source_run": config.source().name if source_dir else None,
             "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
             "curve": curve}
-        write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+        try:  # only writes: any error of theirs is the disk's, and leaves no result.json
+            tf.train.Checkpoint(model=net).write(os.path.join(run_dir, WEIGHTS))
+            write_json_atomic(os.path.join(run_dir, RESULT_FILE), result)
+        except (OSError, tf.errors.OpError) as e:
+            raise write_failed(config, run_dir, e) from e
         remove_tree(os.path.join(run_dir, CHECKPOINTS))
         return result
+
+
+def write_failed(config, run_dir, e):
+    """The RunError of a write that failed in a run (a full disk, a vanished mount)."""
+    return RunError(f"{config.name} could not write to {run_dir} ({describe(e)}); free space "
+                    "or fix the log root, then run the same command to resume")
 
 
 def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS,
@@ -210,7 +213,9 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     written = 0
     if resume:
         try:
-            checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+            # expect_partial: the manager's save counter is in the file, not in `checkpoint`.
+            status = checkpoint.read(manager.latest_checkpoint).expect_partial()
+            status.assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
             raise RunError(f"the checkpoint in {run_dir} is unreadable ({type(e).__name__}); "
                            "delete that run directory to train the run from the start") from e
@@ -235,7 +240,7 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             f"{config.samples} samples")
     with writer.as_default():
         if not resume:
-            hp.hparams(hparams(config, task), trial_id=config.name)
+            summaries.write_hparams(config, task)
         while samples < config.samples:
             steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
             window = next(windows)[:steps]
@@ -249,9 +254,9 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
             test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
             train_seconds += time.perf_counter() - started
             if samples > written:
-                for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
-                                   ("train/accuracy", train_acc), ("train/loss", train_loss)):
-                    tf.summary.scalar(tag, value, step=samples)
+                summaries.write_scalars(config.mode, samples, {
+                    "test/accuracy": test_acc, "test/loss": test_loss,
+                    "train/accuracy": train_acc, "train/loss": train_loss})
                 writer.flush()
             stopping = STOP.is_set() and samples < config.samples
             if stopping or time.perf_counter() - saved >= checkpoint_seconds:

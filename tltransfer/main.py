@@ -29,7 +29,7 @@ from absl import flags, logging
 
 from tltransfer import cli, quiet_import
 from tltransfer.config import (CHECKPOINT_SECONDS, CLASS_SETTINGS, LAB_AXES, MODES, Config,
-                               number)
+                               format_classes, number, parse_classes)
 
 FLAGS = flags.FLAGS
 STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -77,14 +77,18 @@ flags.DEFINE_bool("deterministic", True,
 
 
 def parse_list(name, values, kind, given=None):
-    """`values` (strings) as `kind`; `given` is the flag's text, for the error message."""
+    """`values` (strings) as `kind`; `given` is the flag's text, for the error message.
+
+    A value given twice is refused rather than dropped: in a sweep it is far more often a typo
+    (0.001,0.001 for 0.001,0.01) than meant, and dropping it would hide the missing cell."""
     given = ",".join(values) if given is None else given
-    parsed = []
+    separator = "/" if name in CLASS_SETTINGS else ","
+    parsed, seen = [], {}
     for value in values:
         value = value.strip()
         if not value:
             raise ValueError(f"--{name}={given}: an empty value; separate values with "
-                             f"'{'/' if name in CLASS_SETTINGS else ','}'")
+                             f"'{separator}'")
         try:
             parsed.append(kind(value))
         except ValueError:
@@ -92,6 +96,14 @@ def parse_list(name, values, kind, given=None):
                              f"{'an integer' if kind is int else 'a number'}") from None
         if kind is float and not math.isfinite(parsed[-1]):
             raise ValueError(f"--{name}={given}: {value!r} is not a finite number")
+        try:  # a class list written two ways ('6-9' and '6,7,8,9') is one value
+            key = format_classes(parse_classes(value)) if name in CLASS_SETTINGS else parsed[-1]
+        except ValueError:
+            key = value  # Config tells what is wrong with it
+        if key in seen:
+            raise ValueError(f"--{name}={given}: {seen[key]!r} and {value!r} are the same value; "
+                             "give each value once")
+        seen[key] = value
     return parsed
 
 
@@ -108,7 +120,7 @@ def seeds_from_flags():
 
 def axes_from_flags():
     """{Config field: the values its flag gives}; every one is an axis of the grid."""
-    axes = {"mode": FLAGS.mode, "p": parse_list("p", FLAGS.p, float),
+    axes = {"mode": parse_list("mode", FLAGS.mode, str), "p": parse_list("p", FLAGS.p, float),
             "dropout": parse_list("dropout", FLAGS.dropout, float), "seed": seeds_from_flags()}
     for field in FIELDS.values():
         if field.name not in axes and field.name != "data":
@@ -125,10 +137,11 @@ def grid(axes):
     return list(dict.fromkeys(c.canonical() for c in configs))
 
 
-def ignored_settings(axes):
-    """Settings given values other than their defaults that no mode of the grid depends on."""
+def ignored_settings(axes, given):
+    """Settings among `given` (the flags set) with values other than their defaults that no
+    mode of the grid depends on."""
     return [name for name, values in axes.items()
-            if not set(axes["mode"]) & set(FIELDS[name].metadata["modes"])
+            if name in given and not set(axes["mode"]) & set(FIELDS[name].metadata["modes"])
             and any(v != FIELDS[name].default for v in values)]
 
 
@@ -147,6 +160,9 @@ def shard_from_flags():
         from_env("SLURM_ARRAY_TASK_ID", 0) - from_env("SLURM_ARRAY_TASK_MIN", 0))
     if count < 1:
         raise ValueError(f"--num_shards={count} must be at least 1")
+    if not 0 <= index < count:
+        raise ValueError(f"--shard_index={index} is outside 0..{count - 1}: shards are "
+                         f"numbered from 0 (--num_shards={count})")
     return index, count
 
 
@@ -190,12 +206,16 @@ def main(argv):
         axes = axes_from_flags()
         configs = grid(axes)
         shard_of = shard_from_flags()
-        if FLAGS.checkpoint_seconds < 0:
+        if not 0 <= FLAGS.checkpoint_seconds < math.inf:  # NaN would never checkpoint
             raise ValueError(f"--checkpoint_seconds={FLAGS.checkpoint_seconds:g} must be 0 "
-                             "(after every evaluation) or more")
+                             "(after every evaluation) or a finite number of seconds")
+        if not FLAGS.logdir.strip():
+            raise ValueError("--logdir is empty; name the log root to write the runs to, "
+                             "e.g. --logdir=logs")
     except ValueError as e:
         sys.exit(f"error: {e}")
-    for name in ignored_settings(axes):
+    given = {name for name in FIELDS if FLAGS[name].present}
+    for name in ignored_settings(axes, given):
         print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
     tf = quiet_import.tensorflow()
     from tltransfer import data, experiment, rundir, study
@@ -238,6 +258,8 @@ def main(argv):
     else:
         record("trained" if trained else "nothing to do")
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
+    for note in rundir.other_runs_notes(FLAGS.logdir):
+        print(f"note: {note}")
     print(f"\n{cli.plural(len(results), 'run')} complete under {FLAGS.logdir} after "
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")

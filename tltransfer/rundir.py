@@ -11,11 +11,12 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
-from tltransfer.config import IRRELEVANT, Config
+from tltransfer.config import IRRELEVANT, Config, metric_of
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -23,6 +24,7 @@ WEIGHTS = os.path.join("weights", "final")
 CHECKPOINTS = "checkpoints"
 FAILED_FILE = "failed.json"
 CLAIMS = ".claims"
+EVENTS = "events.out.tfevents."
 
 
 class RunError(Exception):
@@ -40,6 +42,16 @@ gfile = tf.io.gfile
 
 def is_local(path):
     return "://" not in path
+
+
+def describe(error):
+    """An I/O error in a few words: the system's (No space left on device), without
+    TensorFlow's graph-function names and op tags."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]", "", text)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def read_json(path):
@@ -166,20 +178,52 @@ def claim(logdir, name, wait, log):
         yield
 
 
+def other_runs(logdir):
+    """{entry directly under `logdir`: how many TensorBoard runs (directories holding event
+    files) it holds that are not runs of this log root}. `tensorboard --logdir` shows them
+    beside the log root's own runs, so a log root inside another mixes two studies in one view;
+    '.' stands for event files in the log root itself."""
+    found = {}
+    for name in sorted(n.rstrip("/") for n in gfile.listdir(logdir)):
+        path = os.path.join(logdir, name)
+        if not gfile.isdir(path) or gfile.exists(os.path.join(path, CONFIG_FILE)):
+            continue  # a run of this log root (or a file)
+        count = sum(any(f.startswith(EVENTS) for f in files) for _, _, files in gfile.walk(path))
+        if count:
+            found[name] = count
+    if gfile.glob(os.path.join(logdir, EVENTS + "*")):
+        found["."] = 1
+    return found
+
+
+def other_runs_notes(logdir):
+    """A note per entry of other_runs: what it is, and how to see this study alone."""
+    notes = []
+    for name, count in other_runs(logdir).items():
+        where = os.path.join(logdir, name) if name != "." else f"{logdir} itself"
+        notes.append(f"{where} holds {count} TensorBoard run{'s' * (count != 1)} of "
+                     f"another study (a log root inside this one?); `tensorboard "
+                     f"--logdir={logdir}` mixes {'them' if count != 1 else 'it'} with this "
+                     f"study's runs: move {'it' if name != '.' else 'its event files'} out of "
+                     f"{logdir} to see the study alone")
+    return notes
+
+
 def read_scalars(run_dir):
-    """{tag: {step: value}} of the scalar summaries in a run's event files.
+    """{metric: {step: value}} of the scalar summaries in a run's event files, keyed by the
+    METRICS name whatever the run's mode (a source net's tags are its own, see scalar_tag).
 
     TF2 summaries are tensors. A record cut short by a kill ends its file; a step written
     twice keeps its last value.
     """
     scalars = {}
-    for path in sorted(gfile.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+    for path in sorted(gfile.glob(os.path.join(run_dir, EVENTS + "*"))):
         try:
             for record in tf.data.TFRecordDataset(path):
                 event = tf.compat.v1.Event.FromString(record.numpy())
                 for value in event.summary.value:
                     if value.metadata.plugin_data.plugin_name == "scalars":
-                        scalars.setdefault(value.tag, {})[event.step] = float(
+                        scalars.setdefault(metric_of(value.tag), {})[event.step] = float(
                             tf.make_ndarray(value.tensor))
         except tf.errors.DataLossError:
             pass

@@ -50,17 +50,36 @@ def settings(result):
             "n_train": result["n_train"], "samples": budget}
 
 
-def meta(logdir, results):
+def history(path, note):
+    """The entries of a log root's studies.jsonl; a line cut short (a command killed while it
+    appended, a full disk) or edited into something else is left out, with a note."""
+    from tltransfer import rundir
+    if not rundir.gfile.exists(path):
+        return []
+    with rundir.gfile.GFile(path) as f:
+        lines = f.read().splitlines()
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line) if line.strip() else None
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("argv"), list):
+            entries.append(entry)
+        elif line.strip():
+            note(f"{path} line {number} is not a command's record (cut short?); the "
+                 "provenance leaves it out")
+    return entries
+
+
+def meta(logdir, results, note=lambda line: None):
     """Provenance: the commands that trained or finished these runs (and commands written
-    before studies.jsonl said what they did), refused commands apart, versions, data hash."""
+    before studies.jsonl said what they did), refused commands apart, versions, data hash.
+    `note` receives a line for each damaged record left out."""
     from tltransfer import rundir, study
     names = {r["run"] for r in results}
     commands, refused, flagfiles, versions, hashes = [], [], set(), {}, set()
-    history, lines = os.path.join(logdir, study.INVOCATIONS), []
-    if rundir.gfile.exists(history):
-        with rundir.gfile.GFile(history) as f:
-            lines = f.read().splitlines()
-    for entry in (json.loads(line) for line in lines if line.strip()):
+    for entry in history(os.path.join(logdir, study.INVOCATIONS), note):
         args = entry["argv"][1:]
         command = " ".join(["python -m tltransfer.main", *args])
         if entry.get("status") == "refused":
@@ -69,7 +88,11 @@ def meta(logdir, results):
             commands.append(command)
             flagfiles.update(a.split("=", 1)[1] for a in args if a.startswith("--flagfile="))
     for result in results:
-        config = rundir.read_json(os.path.join(logdir, result["run"], rundir.CONFIG_FILE))
+        path = os.path.join(logdir, result["run"], rundir.CONFIG_FILE)
+        config = rundir.read_json(path)
+        if not isinstance(config, dict):
+            note(f"{path} is unreadable; the provenance lacks that run's versions and data hash")
+            continue
         versions.update(config.get("versions", {}))
         hashes.add(config.get("data_sha256"))
     return {"logdir": os.path.abspath(logdir) if rundir.is_local(logdir) else logdir,
@@ -87,28 +110,57 @@ def write_csv(path, columns, records):
     rundir.write_text_atomic(path, text.getvalue())
 
 
-def export(logdir, out):
-    """Writes the three files; returns (runs, rows, incomplete run names, failed run names)."""
+def curves(logdir, result):
+    """{metric: {step: value}} of a complete run, refused if its events lack an evaluation that
+    its result.json holds: a cut or damaged event file would otherwise move the run's final
+    accuracy to an earlier step without a word."""
+    from tltransfer import rundir
+    run_dir = os.path.join(logdir, result["run"])
+    scalars = rundir.read_scalars(run_dir)
+    steps = result.get("curve", {}).get("step", [])
+    missing = sorted(set(steps) - set(scalars.get("test/accuracy", {})))
+    if missing:
+        raise ExportError(
+            f"{run_dir}: its event files lack the evaluation at step {missing[0]} that "
+            f"result.json holds ({len(missing)} of {len(steps)} missing): they were cut short "
+            "or damaged; delete that run directory and run the tltransfer.main command again "
+            "to retrain it")
+    return scalars
+
+
+def export(logdir, out, note=lambda line: None):
+    """Writes the three files; returns (runs, rows, incomplete run names, failed run names).
+
+    All is read and checked before anything is written, and the main CSV (the file the report
+    reads) is removed first and written last, so it never sits beside another export's side
+    files. `note` receives a line for each thing the provenance had to leave out, and for runs
+    below the log root that are not its own (TensorBoard would show them beside these)."""
     from tltransfer import rundir
     if not rundir.gfile.isdir(logdir):
         raise ExportError(f"--logdir={logdir} does not exist; point it at the log root "
                           "that tltransfer.main wrote")
+    if rundir.gfile.isdir(out):
+        raise ExportError(f"--out={out} is a directory; give the CSV file to write, e.g. "
+                          f"--out={os.path.join(out, 'results.csv')}")
     results, incomplete, failed = find_runs(logdir)
     if not results:
         raise ExportError(f"no complete runs under {logdir} ({len(incomplete)} incomplete, "
                           f"{len(failed)} failed); run `python -m tltransfer.main` (again) to "
                           "finish them")
     stem = os.path.splitext(out)[0]
-    rundir.gfile.makedirs(os.path.dirname(out) or ".")
     tidy = [{**settings(result), "tag": tag, "step": step, "value": repr(points[step])}
-            for result in results for tag, points in sorted(
-                rundir.read_scalars(os.path.join(logdir, result["run"])).items())
+            for result in results for tag, points in sorted(curves(logdir, result).items())
             for step in sorted(points)]
+    provenance = {**meta(logdir, results, note), "failed_runs": failed,
+                  "incomplete_runs": incomplete}
+    rundir.gfile.makedirs(os.path.dirname(out) or ".")
+    if rundir.gfile.exists(out):
+        rundir.gfile.remove(out)
     write_csv(f"{stem}_runs.csv", RUN_COLUMNS,
               [{**settings(r), "test_accuracy": repr(r["test_accuracy"]),
                 "test_loss": repr(r["test_loss"])} for r in results])
-    rundir.write_json_atomic(f"{stem}_meta.json", {**meta(logdir, results),
-                                                   "failed_runs": failed,
-                                                   "incomplete_runs": incomplete})
+    rundir.write_json_atomic(f"{stem}_meta.json", provenance)
     write_csv(out, COLUMNS, tidy)  # last: the file the report reads
+    for line in rundir.other_runs_notes(logdir):
+        note(line)
     return len(results), len(tidy), incomplete, failed

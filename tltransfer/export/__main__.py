@@ -18,7 +18,8 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}; use --logdir=... --out=...")
     tf = quiet_import.tensorflow()
     try:
-        runs, count, incomplete, failed = export.export(FLAGS.logdir, FLAGS.out)
+        runs, count, incomplete, failed = export.export(
+            FLAGS.logdir, FLAGS.out, note=lambda line: print(f"note: {line}"))
     except (export.ExportError, OSError, tf.errors.OpError) as e:
         sys.exit(f"error: {e}")
     if incomplete:
