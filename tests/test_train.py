@@ -179,6 +179,7 @@ def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, tiny_mnist):
         experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     assert len(train.TRACES) > traced
     traced = len(train.TRACES)
+    pipelines = data.index_windows.experimental_get_tracing_count()
     # Other seeds, learning rates, budgets and proportions: the same shapes, new sources.
     again = [Config(mode="scratch", **{**settings, "seed": 1, "lr": 0.002}),
              Config(mode="frozen", **{**settings, "seed": 1, "p": 0.01}),
@@ -186,6 +187,7 @@ def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, tiny_mnist):
     for config in again:
         experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
     assert train.TRACES[traced:] == []
+    assert data.index_windows.experimental_get_tracing_count() == pipelines
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])

@@ -225,8 +225,8 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     samples = int(trainer.step.numpy()) * config.batch_size
 
     steps_per_window = config.eval_every // config.batch_size
-    windows = data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
-                                 config.seed, start_step=samples // config.batch_size)
+    windows = iter(data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
+                                      config.seed, start_step=samples // config.batch_size))
     writer = tf.summary.create_file_writer(run_dir)
     start_samples, train_seconds, next_report = samples, 0.0, 0
     saved = time.perf_counter()
