@@ -182,19 +182,3 @@ def test_canonical_configs_of_one_run_compare_equal():
                                               "frozen_p0.1_drop0_seed0_depth3"]
     assert Config(mode="finetune", transfer_layers=3).source() == \
         Config(mode="frozen", p=0.01).source()
-
-
-def test_a_process_keeps_its_latest_source_and_target_task(mnist):
-    config = Config(mode="scratch", p=0.01, seed=0)
-    task = experiment.load_task(config, mnist)
-    images = task.tensors[0]
-    assert experiment.load_task(config.source(), mnist) is not task
-    # The other seeds and modes of a prefix subset train on the same task, tensors included.
-    for same in (dataclasses.replace(config, seed=1), dataclasses.replace(config, mode="frozen")):
-        assert experiment.load_task(same, mnist) is task and task.tensors[0] is images
-    np.testing.assert_array_equal(images.numpy()[..., 0], task.x_train)
-    other = experiment.load_task(dataclasses.replace(config, p=0.005), mnist)
-    assert len(other.y_train) == 100 and len(task.y_train) == 200
-    random = [experiment.load_task(dataclasses.replace(config, subset="random", seed=seed), mnist)
-              for seed in (0, 1)]
-    assert not np.array_equal(random[0].x_train, random[1].x_train)

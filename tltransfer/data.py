@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from tltransfer.config import format_classes
+from tltransfer.config import format_classes, parse_classes
 
 MNIST_PATH = os.path.join(os.path.dirname(__file__), "mnist.npz")
 # SHA-256 of the shipped file; built from the official MNIST (see DESIGN.md), whose raw uint8
@@ -247,6 +247,29 @@ def target_task(mnist, p, classes=TARGET_CLASSES, subset="prefix", seed=0):
         raise ValueError(f"subset {subset!r} is unknown; choose prefix or random")
     return dataclasses.replace(full, name=f"{full.name}, p={p:g}",
                                x_train=full.x_train[chosen], y_train=full.y_train[chosen])
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """All that a run's Task is made from, besides the data set: equal specs make equal Tasks,
+    so a spec keys a kept Task (Session.task)."""
+    classes: tuple
+    p: float = None   # the proportion of a target task's images; None for a source task
+    subset: str = "prefix"
+    seed: int = 0     # draws a random subset; a prefix does not depend on it
+
+    @classmethod
+    def of(cls, config):
+        """The spec of `config`'s task: its source task, or its target task."""
+        if config.mode == "source":
+            return cls(parse_classes(config.source_classes))
+        return cls(parse_classes(config.target_classes), config.p, config.subset,
+                   config.seed if config.subset == "random" else 0)
+
+    def build(self, mnist):
+        if self.p is None:
+            return source_task(mnist, self.classes)
+        return target_task(mnist, self.p, self.classes, self.subset, self.seed)
 
 
 def images_tensor(images):

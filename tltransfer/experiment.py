@@ -2,18 +2,16 @@
 controller around train.Trainer: summaries, checkpoints, Progress events), result.json last.
 """
 
-import ctypes
 import dataclasses
 import os
-import sys
-import threading
 import time
 
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from tltransfer import data, model, train
-from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES, parse_classes
+from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES
+from tltransfer.session import Session
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
                                completed_result, failure, prepare_run_dir, read_scalars,
                                remove_tree, write_json_atomic)
@@ -21,8 +19,6 @@ from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, R
 # A window's mean cross-entropy above this (the true class given probability e^-1000) or NaN
 # means training has diverged; healthy runs start near ln(classes) and go down.
 DIVERGED_LOSS = 1000.0
-# Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
-STOP = threading.Event()
 
 
 class RunFailed(Exception):
@@ -30,46 +26,7 @@ class RunFailed(Exception):
 
 
 class Interrupted(Exception):
-    """STOP was set; the run stopped after writing a checkpoint."""
-
-
-def return_freed_memory():
-    """Gives the heap's free pages back to the system, where the C library can (glibc).
-
-    A run allocates and frees a few hundred MiB of tensors; glibc keeps what was freed in its
-    arenas, fragmented, so a process's resident size grew by ~150 MiB over its first 40 runs
-    with nothing leaked, and its peak by ~90 MiB from run 5 to 50 (`python -m tools.benchmark
-    --sections=memory`). Trimming before each run (5-15 ms) keeps the resident size level and
-    the peak's growth at ~25-50 MiB.
-    """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
-    if trim is not None:
-        trim(0)
-
-
-# The process's latest source task and target task, kept with their tensors (Task.tensors): a
-# study's source nets all train on one task, and a seed's target runs on one (every seed's, with
-# prefix subsets), which saved 50-110 ms per source run.
-_TASKS = {}
-
-
-def load_task(config, mnist):
-    """The Task of `config`'s run, kept for the process's next runs of the same task."""
-    source = config.mode == "source"
-    if source:
-        key = (mnist.sha256, config.source_classes)
-    else:
-        key = (mnist.sha256, config.target_classes, config.p, config.subset,
-               config.seed if config.subset == "random" else None)
-    kept = _TASKS.get(source)
-    if kept is None or kept[0] != key:
-        if source:
-            task = data.source_task(mnist, parse_classes(config.source_classes))
-        else:
-            task = data.target_task(mnist, config.p, parse_classes(config.target_classes),
-                                    config.subset, config.seed)
-        kept = _TASKS[source] = (key, task)
-    return kept[1]
+    """The session's stop event was set; the run stopped after writing a checkpoint."""
 
 
 def copy_layers(target, source_weights, count=2):
@@ -112,6 +69,7 @@ class Progress:
     # graph optimisation, some tens of milliseconds, which cannot be told apart.)
     train_seconds: float
     start_samples: int    # samples at which this process started or resumed the run
+    extract_seconds: float = 0.0  # computing a frozen run's features, once, before training
 
     @property
     def samples_per_second(self):
@@ -125,7 +83,7 @@ def progress_line(event):
 
 
 def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHECKPOINT_SECONDS,
-        progress=None):
+        progress=None, session=None):
     """Makes sure the run of `config` is complete under `logdir`; returns its result dict.
 
     A complete run is returned as it is. frozen/finetune runs first make sure their source net
@@ -135,20 +93,21 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
     the run (or its source net), waits for it, or raises Busy if not `wait`. Raises RunFailed
     if the run (or its source) diverged, now or before. A checkpoint is written after the
     first evaluation once `checkpoint_seconds` have passed since the last one (0: after every
-    evaluation), and after the next one when STOP is set.
+    evaluation), and after the next one when the session's stop event is set. `session` (the
+    process's Session; a new one if not given) compiles, keeps tasks and tells it to stop.
     """
     config = config.canonical()  # the same run writes the same config.json and result.json
     result = completed_result(config, logdir)
     if result is not None:
         return result
-    return_freed_memory()  # what earlier runs of this process freed
+    session = session if session is not None else Session()
     mnist = mnist if mnist is not None else data.load_data(config.data)
-    task = load_task(config, mnist)
+    task = session.task(config, mnist)
     source_dir = None
     if config.mode in TRANSFER_MODES:
         source_config = config.source()
         try:
-            run(source_config, logdir, log, mnist, wait, checkpoint_seconds, progress)
+            run(source_config, logdir, log, mnist, wait, checkpoint_seconds, progress, session)
         except RunFailed as e:
             raise RunFailed(f"its source net {source_config.name} failed: {e}") from e
         source_dir = os.path.join(logdir, source_config.name)
@@ -166,7 +125,8 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         if source_dir is not None:
             copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
         try:
-            curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds, progress)
+            curve = fit(config, task, net, run_dir, session, log, resume, checkpoint_seconds,
+                        progress)
         except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as e:
             # A write that fails mid-run (a full disk, a vanished mount): what is on disk is
             # the last checkpoint, which a later run resumes from.
@@ -191,8 +151,8 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         return result
 
 
-def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS,
-        progress=None):
+def fit(config, task, net, run_dir, session, log, resume=False,
+        checkpoint_seconds=CHECKPOINT_SECONDS, progress=None):
     """Trains `net` on `task` for the config's budget; returns the test curve.
 
     The controller around the compiled calls: summaries after every evaluation, a checkpoint
@@ -202,7 +162,13 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     summaries already in the events are not written again.
     """
     train_x, train_y, test_x, test_y = task.tensors
-    trainer, trained, train_x, test_x = train.start(config, net, train_x, test_x)
+    trained, extract_seconds = train.trained_module(config, net), 0.0
+    if trained is not net:  # frozen features: computed once, the classifier trains on them
+        started = time.perf_counter()
+        train_x = session.extract_features(net.features, train_x)
+        test_x = session.extract_features(net.features, test_x)
+        extract_seconds = time.perf_counter() - started
+    trainer = train.start(session, config, net, trained)
     checkpoint = trainer.checkpoint()
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),
                                          max_to_keep=1)
@@ -233,42 +199,46 @@ def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKP
     if not resume:
         log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
             f"{config.samples} samples")
-    with writer.as_default():
-        if not resume:
-            hp.hparams(hparams(config, task), trial_id=config.name)
-        while samples < config.samples:
-            steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
-            window = next(windows)[:steps]
-            started = time.perf_counter()
-            train_loss, train_acc = (float(v) for v in trainer.train_window(train_x, train_y,
-                                                                            window))
-            samples += steps * config.batch_size
-            if not train_loss < DIVERGED_LOSS:  # NaN fails the comparison too
-                raise RunFailed(f"training diverged (mean loss {train_loss:.3g} in the window "
-                                f"ending at {samples} samples); a smaller --lr may help")
-            test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
-            train_seconds += time.perf_counter() - started
-            if samples > written:
-                for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
-                                   ("train/accuracy", train_acc), ("train/loss", train_loss)):
-                    tf.summary.scalar(tag, value, step=samples)
-                writer.flush()
-            stopping = STOP.is_set() and samples < config.samples
-            if stopping or time.perf_counter() - saved >= checkpoint_seconds:
-                manager.save(checkpoint_number=samples)
-                saved = time.perf_counter()
-            if stopping:
-                raise Interrupted(f"{config.name} stopped at {samples} samples, after a checkpoint")
-            curve["step"].append(samples)
-            curve["test_accuracy"].append(test_acc)
-            curve["test_loss"].append(test_loss)
-            event = Progress(config.name, samples, config.samples, test_acc, test_loss,
-                             train_seconds, start_samples)
-            if progress is not None:
-                progress(event)
-            elif samples >= next_report or samples == config.samples:
-                log(progress_line(event))
-                next_report = samples + max(config.samples // 10, config.eval_every)
-    writer.close()
+    try:  # the writer is closed however training ends: done, failed or interrupted
+        with writer.as_default():
+            if not resume:
+                hp.hparams(hparams(config, task), trial_id=config.name)
+            while samples < config.samples:
+                steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
+                window = next(windows)[:steps]
+                started = time.perf_counter()
+                train_loss, train_acc = (float(v) for v in trainer.train_window(train_x, train_y,
+                                                                                window))
+                samples += steps * config.batch_size
+                if not train_loss < DIVERGED_LOSS:  # NaN fails the comparison too
+                    raise RunFailed(f"training diverged (mean loss {train_loss:.3g} in the window "
+                                    f"ending at {samples} samples); a smaller --lr may help")
+                test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
+                train_seconds += time.perf_counter() - started
+                if samples > written:
+                    for tag, value in (("test/accuracy", test_acc), ("test/loss", test_loss),
+                                       ("train/accuracy", train_acc), ("train/loss", train_loss)):
+                        tf.summary.scalar(tag, value, step=samples)
+                    writer.flush()
+                stopping = session.stop.is_set() and samples < config.samples
+                if stopping or time.perf_counter() - saved >= checkpoint_seconds:
+                    manager.save(checkpoint_number=samples)
+                    saved = time.perf_counter()
+                if stopping:
+                    raise Interrupted(f"{config.name} stopped at {samples} samples, after a "
+                                      "checkpoint")
+                curve["step"].append(samples)
+                curve["test_accuracy"].append(test_acc)
+                curve["test_loss"].append(test_loss)
+                event = Progress(config.name, samples, config.samples, test_acc, test_loss,
+                                 train_seconds, start_samples, extract_seconds)
+                if progress is not None:
+                    progress(event)
+                elif samples >= next_report or samples == config.samples:
+                    log(progress_line(event))
+                    next_report = samples + max(config.samples // 10, config.eval_every)
+
+    finally:
+        writer.close()
     trainer.export(trained)
     return curve

@@ -170,14 +170,16 @@ def record_command(logdir, status, runs, reason=None):
         pass  # the log root is what failed; the error said so already
 
 
-def stop_after_checkpoint(signum, frame):
-    """First Ctrl-C or SIGTERM: finish the current window, checkpoint, stop. Second: stop now."""
-    from tltransfer import experiment
-    if experiment.STOP.is_set():
-        raise KeyboardInterrupt
-    experiment.STOP.set()
-    print(f"\n{signal.Signals(signum).name}: stopping after the next checkpoint "
-          "(press Ctrl-C again to stop at once)", flush=True)
+def stop_after_checkpoint(stop):
+    """A signal handler: the first Ctrl-C or SIGTERM sets `stop` (the current run finishes its
+    window, checkpoints and stops); the second stops at once."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after the next checkpoint "
+              "(press Ctrl-C again to stop at once)", flush=True)
+    return handler
 
 
 def main(argv):
@@ -199,13 +201,15 @@ def main(argv):
         print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
     tf = quiet_import.tensorflow()
     from tltransfer import data, experiment, rundir, study
+    from tltransfer.session import Session
     # Each shape of run (and of training window) is traced once, on purpose, and kept for the
     # process; TensorFlow's warning about functions traced repeatedly would only alarm the reader.
     tf.get_logger().addFilter(
         lambda record: "triggered tf.function retracing" not in record.getMessage())
     start = time.perf_counter()
-    signal.signal(signal.SIGINT, stop_after_checkpoint)
-    signal.signal(signal.SIGTERM, stop_after_checkpoint)
+    session = Session()
+    signal.signal(signal.SIGINT, stop_after_checkpoint(session.stop))
+    signal.signal(signal.SIGTERM, stop_after_checkpoint(session.stop))
     trained = []
 
     def record(status, reason=None):
@@ -213,7 +217,7 @@ def main(argv):
     try:
         mnist = data.load_data(configs[0].data)
         for config in configs:  # refuse a bad grid before training any of it
-            experiment.load_task(config, mnist)
+            session.task(config, mnist)
         if FLAGS.deterministic:
             tf.config.experimental.enable_op_determinism()
         try:
@@ -225,7 +229,7 @@ def main(argv):
         results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
                                           log=lambda line: print(line, flush=True),
                                           checkpoint_seconds=FLAGS.checkpoint_seconds,
-                                          trained=trained)
+                                          trained=trained, session=session)
     except (experiment.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
         record("interrupted", f"interrupted{where}")
@@ -249,4 +253,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, quick_exit=True)

@@ -8,6 +8,7 @@ import numpy as np
 from tltransfer import experiment, rundir
 from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
+from tltransfer.session import Session
 
 INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
 
@@ -77,19 +78,21 @@ def shard(runs, index, count):
 
 
 def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
-            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None):
+            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None, session=None):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
     Complete runs are reused, so calling this again trains only what is missing. Runs that
     another process is training are left for later and then waited for, so several processes
-    can share one log root, each run trained once. `shard_of` = (index, count) takes only that
-    shard's part of the plan; `checkpoint_seconds` goes to every experiment.run. The configs
-    this call trains (or finishes) are appended to the list `trained` as they complete, so the
-    caller knows them even when the study stops half-way. `progress`, when given, also
+    can share one log root, each run trained once. Every run goes through `session` (the
+    process's Session; a new one if not given), which frees memory between runs. `shard_of` =
+    (index, count) takes only that shard's part of the plan; `checkpoint_seconds` goes to
+    every experiment.run. The configs this call trains (or finishes) are appended to the list
+    `trained` as they complete, so the caller knows them even when the study stops half-way. `progress`, when given, also
     receives every run's Progress events.
     """
     trained = [] if trained is None else trained
+    session = session if session is not None else Session()
     runs = shard(plan(configs), *shard_of)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: rundir.completed_result(c, logdir) for c in runs}
@@ -120,9 +123,11 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
 
             try:
                 done = rundir.completed_result(config, logdir)  # another process finished it
+                if done is None:
+                    session.between_runs()
                 results[config] = done or experiment.run(
                     config, logdir, log=log_line, mnist=mnist, wait=False,
-                    checkpoint_seconds=checkpoint_seconds, progress=report)
+                    checkpoint_seconds=checkpoint_seconds, progress=report, session=session)
                 if done is None:
                     trained.append(config)
                     clock.record(config, time.perf_counter() - started)
