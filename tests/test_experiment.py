@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, rundir
+from tltransfer import experiment, loop, rundir
 from tltransfer.config import Config
 from conftest import quiet, read_events
 
@@ -48,10 +48,10 @@ def test_progress_is_an_event_after_every_evaluation(scratch_run):
 
 
 def test_progress_line_is_the_one_human_wording():
-    event = experiment.Progress(run="scratch_p0.1_drop0_seed0", samples=2000, total=6000,
+    event = loop.Progress(run="scratch_p0.1_drop0_seed0", samples=2000, total=6000,
                                 test_accuracy=0.98765, test_loss=0.1, train_seconds=0.5,
                                 start_samples=1000)
-    assert experiment.progress_line(event) == (
+    assert loop.progress_line(event) == (
         "scratch_p0.1_drop0_seed0:    2000/6000 samples  test accuracy  98.77%  2,000 samples/s")
 
 

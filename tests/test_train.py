@@ -57,7 +57,7 @@ def test_transfer_starts_from_source_conv_weights(tiny_study):
     logdir, _ = tiny_study
     source_conv, _ = split_weights(weights(f"{logdir}/{SOURCE}"))
     net = model.CNN(4, seed=5)
-    experiment.copy_layers(net, f"{logdir}/{SOURCE}/{rundir.WEIGHTS}")
+    train.copy_layers(net, f"{logdir}/{SOURCE}/{rundir.WEIGHTS}")
     for layer in ("conv1", "conv2"):
         for var in ("w", "b"):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]

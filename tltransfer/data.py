@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from tltransfer.config import format_classes, parse_classes
+from tltransfer.config import MODE_TABLE, format_classes, parse_classes
 
 MNIST_PATH = os.path.join(os.path.dirname(__file__), "mnist.npz")
 # SHA-256 of the shipped file; built from the official MNIST (see DESIGN.md), whose raw uint8
@@ -261,7 +261,7 @@ class TaskSpec:
     @classmethod
     def of(cls, config):
         """The spec of `config`'s task: its source task, or its target task."""
-        if config.mode == "source":
+        if MODE_TABLE[config.mode].task == "source":
             return cls(parse_classes(config.source_classes))
         return cls(parse_classes(config.target_classes), config.p, config.subset,
                    config.seed if config.subset == "random" else 0)

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from tltransfer import experiment, rundir
+from tltransfer import experiment, loop, rundir
 from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 from tltransfer.session import Session
@@ -43,7 +43,7 @@ class Clock:
         self.samples[config.mode] += config.samples
 
     def left(self, current, remaining):
-        """`current`: the running run's latest experiment.Progress; `remaining`: the configs
+        """`current`: the running run's latest loop.Progress; `remaining`: the configs
         after it. None while the current run has no rate yet."""
         if current.samples <= current.start_samples:
             return None
@@ -88,8 +88,8 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     process's Session; a new one if not given), which frees memory between runs. `shard_of` =
     (index, count) takes only that shard's part of the plan; `checkpoint_seconds` goes to
     every experiment.run. The configs this call trains (or finishes) are appended to the list
-    `trained` as they complete, so the caller knows them even when the study stops half-way. `progress`, when given, also
-    receives every run's Progress events.
+    `trained` as they complete, so the caller knows them even when the study stops half-way.
+    `progress`, when given, also receives every run's Progress events.
     """
     trained = [] if trained is None else trained
     session = session if session is not None else Session()
@@ -118,7 +118,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
                     return
                 due[event.run] = event.samples + max(event.total // 10, 1)
                 left = clock.left(event, after if event.run == config.name else [config, *after])
-                log_line(experiment.progress_line(event),
+                log_line(loop.progress_line(event),
                          "" if left is None else f", ~{duration(left)} left")
 
             try:

@@ -12,7 +12,7 @@ import math
 
 import tensorflow as tf
 
-from tltransfer.config import LR_SCHEDULES, MODES
+from tltransfer.config import LR_SCHEDULES, MODE_TABLE, MODES
 from tltransfer.model import unit_range
 
 EVAL_CHUNK = 512  # test images per forward pass: as fast as 2048, and far less memory
@@ -26,7 +26,7 @@ def trainable_variables(model, mode, transfer_layers=2):
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode == "frozen":
+    if MODE_TABLE[mode].copies and not MODE_TABLE[mode].trains_copied:
         return tuple(v for layer in model.layers[transfer_layers:]
                      for v in layer.trainable_variables)
     return model.trainable_variables
@@ -36,6 +36,24 @@ def copied_variables(model, transfer_layers=2):
     """The variables of the layers a transfer run copies from its source net (its first
     `transfer_layers` layers, see CNN.layers)."""
     return tuple(v for layer in model.layers[:transfer_layers] for v in layer.trainable_variables)
+
+
+def copy_layers(target, source_weights, count=2):
+    """Restores the first `count` layers of `target` (see CNN.layers) from a saved source CNN.
+
+    The checkpoint is matched by the path of each layer in the module tree, so only those
+    layers are read; the rest of `target` keeps its own initialisation. Raises ValueError if
+    the file cannot be read as such.
+    """
+    convs = {name: getattr(target.features, name) for name in ("conv1", "conv2")[:count]}
+    parts = {"features": tf.train.Checkpoint(**convs)}
+    if count >= 3:
+        parts["classifier"] = tf.train.Checkpoint(hidden=target.classifier.hidden)
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
+    try:
+        ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
+        raise ValueError(type(e).__name__) from e
 
 
 def schedule_steps(samples, batch_size):
@@ -299,8 +317,9 @@ def trained_module(config, net):
     """What trains in `config`'s run of `net`: `net`, or only its classifier when exactly the
     features are frozen. Those never change, so a run computes them once and the classifier
     trains on them."""
-    if config.mode == "frozen" and config.transfer_layers == len(net.layers) - len(
-            net.classifier.layers):
+    mode = MODE_TABLE[config.mode]
+    if (mode.copies and not mode.trains_copied
+            and config.transfer_layers == len(net.layers) - len(net.classifier.layers)):
         return net.classifier
     return net
 
@@ -312,7 +331,7 @@ def start(session, config, net, trained):
     seed."""
     variables = trainable_variables(net, config.mode, config.transfer_layers)
     slow = ()
-    if config.mode == "finetune" and config.transferred_lr_scale != 1:
+    if MODE_TABLE[config.mode].trains_copied and config.transferred_lr_scale != 1:
         slow = copied_variables(net, config.transfer_layers)
     trainer = session.trainer(trained, variables, config.lr_schedule, config.precision, slow)
     steps = config.eval_every // config.batch_size

@@ -37,13 +37,13 @@ class TltransferSide:
 
     def run(self, p, mode, samples):
         """experiment.fit with the net's construction and weight copy, as a run makes them."""
-        from tltransfer import experiment, model
+        from tltransfer import experiment, model, train
         config = self.config(mode, p, samples)
         run_dir = tempfile.mkdtemp(dir=self.workdir)
         watch = Stopwatch()
         net = model.CNN(self.tasks[p].num_classes, config.seed, config.dropout)
         if mode in ("frozen", "finetune"):
-            experiment.copy_layers(net, self.source_weights)
+            train.copy_layers(net, self.source_weights)
         experiment.fit(config, self.tasks[p], net, run_dir, self.session, log=quiet,
                        progress=watch.progress)
         return watch.timing(samples)
