@@ -272,6 +272,13 @@ class TaskSpec:
         return target_task(mnist, self.p, self.classes, self.subset, self.seed)
 
 
+def check_tasks(configs, mnist):
+    """Refuses (ValueError) a grid with a run whose task `mnist` cannot give, before any of it
+    trains: a p that leaves no training images."""
+    for spec in {TaskSpec.of(config) for config in configs}:
+        spec.build(mnist)
+
+
 def images_tensor(images):
     """uint8 [n, 28, 28] -> uint8 tensor [n, 28, 28, 1]: how a run holds its images. The nets
     scale them to [0, 1] as they read them (model.unit_range)."""

@@ -4,13 +4,15 @@ passes it to the study and to every run.
 A Session owns the compiled Trainers and feature extractors (one per shape of run: tracing
 costs ~1 s, and every graph traced stays in memory until the process ends), the latest source
 and target task with their tensors, the stop event that Ctrl-C sets, and the process's memory
-policy between runs. Settings of the whole process (the evaluation chunk) are its constructor's
-arguments.
+policy between runs. Settings of the whole process (the evaluation chunk, op determinism) are
+its constructor's arguments.
 """
 
 import ctypes
 import sys
 import threading
+
+import tensorflow as tf
 
 from tltransfer import data, train
 
@@ -31,8 +33,10 @@ def return_freed_memory():
 class Session:
     """A process's compiled functions, kept tasks, stop event and between-run policy."""
 
-    def __init__(self, eval_chunk=train.EVAL_CHUNK):
+    def __init__(self, eval_chunk=train.EVAL_CHUNK, deterministic=False):
         self.eval_chunk = eval_chunk  # test images per forward pass, in every Trainer
+        if deterministic:  # for the whole process: TensorFlow has no way back
+            tf.config.experimental.enable_op_determinism()
         # Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next
         # checkpoint.
         self.stop = threading.Event()

@@ -5,12 +5,10 @@ import time
 
 import numpy as np
 
-from tltransfer import experiment, loop, rundir
+from tltransfer import data, experiment, loop, rundir
 from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 from tltransfer.session import Session
-
-INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
 
 
 def plan(configs):
@@ -94,6 +92,10 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     trained = [] if trained is None else trained
     session = session if session is not None else Session()
     runs = shard(plan(configs), *shard_of)
+    # Pre-flight: a bad grid or log root is refused before any run trains.
+    mnist = mnist if mnist is not None else data.load_data(configs[0].data)
+    data.check_tasks(configs, mnist)
+    rundir.make_log_root(logdir)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: rundir.completed_result(c, logdir) for c in runs}
     pending = [c for c in runs if results[c] is None]

@@ -3,14 +3,13 @@
 Writes, from every complete run (a valid result.json) directly under the log root,
 deterministically ordered: results.csv (COLUMNS: a row per run, tag and step),
 results_runs.csv (RUN_COLUMNS: a row per run) and results_meta.json (provenance). The columns
-follow Config's fields. TensorFlow, to read the event files, is imported only when a function
-needs it, so the command's flags are parsed (and their errors told) first.
+follow Config's fields. The event files are read with TensorBoard's event-file loader
+(rundir.read_scalars), so `python -m tltransfer.export` runs without TensorFlow.
 """
 
 import csv
 import dataclasses
 import io
-import json
 import os
 
 from tltransfer.config import Config
@@ -53,14 +52,10 @@ def settings(result):
 def meta(logdir, results):
     """Provenance: the commands that trained or finished these runs (and commands written
     before studies.jsonl said what they did), refused commands apart, versions, data hash."""
-    from tltransfer import rundir, study
+    from tltransfer import rundir
     names = {r["run"] for r in results}
     commands, refused, flagfiles, versions, hashes = [], [], set(), {}, set()
-    history, lines = os.path.join(logdir, study.INVOCATIONS), []
-    if rundir.gfile.exists(history):
-        with rundir.gfile.GFile(history) as f:
-            lines = f.read().splitlines()
-    for entry in (json.loads(line) for line in lines if line.strip()):
+    for entry in rundir.read_history(logdir):
         args = entry["argv"][1:]
         command = " ".join(["python -m tltransfer.main", *args])
         if entry.get("status") == "refused":
