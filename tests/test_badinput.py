@@ -149,12 +149,6 @@ def test_data_without_a_class_of_the_task(tmp_path, mnist):
         data.target_task(no69test, 0.1, (0, 9))
 
 
-def limit_file_size():
-    """A disk that fills up, for a subprocess: files stop growing at 1 MiB (EFBIG)."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-
-
 @pytest.mark.parametrize("checkpoint_seconds", [0, 1000])
 def test_a_full_disk_leaves_the_run_unfinished(tmp_path, checkpoint_seconds):
     """The first checkpoint (0) or the final weights (1000) do not fit: one line, and the run

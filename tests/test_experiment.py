@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, rundir, summaries
+from tltransfer import experiment, loop, rundir, summaries
 from tltransfer.config import Config
 from conftest import quiet, read_events
 
@@ -48,10 +48,10 @@ def test_progress_is_an_event_after_every_evaluation(scratch_run):
 
 
 def test_progress_line_is_the_one_human_wording():
-    event = experiment.Progress(run="scratch_p0.1_drop0_seed0", samples=2000, total=6000,
+    event = loop.Progress(run="scratch_p0.1_drop0_seed0", samples=2000, total=6000,
                                 test_accuracy=0.98765, test_loss=0.1, train_seconds=0.5,
                                 start_samples=1000)
-    assert experiment.progress_line(event) == (
+    assert loop.progress_line(event) == (
         "scratch_p0.1_drop0_seed0:    2000/6000 samples  test accuracy  98.77%  2,000 samples/s")
 
 
@@ -187,19 +187,3 @@ def test_canonical_configs_of_one_run_compare_equal():
                                               "frozen_p0.1_drop0_seed0_depth3"]
     assert Config(mode="finetune", transfer_layers=3).source() == \
         Config(mode="frozen", p=0.01).source()
-
-
-def test_a_process_keeps_its_latest_source_and_target_task(mnist):
-    config = Config(mode="scratch", p=0.01, seed=0)
-    task = experiment.load_task(config, mnist)
-    images = task.tensors[0]
-    assert experiment.load_task(config.source(), mnist) is not task
-    # The other seeds and modes of a prefix subset train on the same task, tensors included.
-    for same in (dataclasses.replace(config, seed=1), dataclasses.replace(config, mode="frozen")):
-        assert experiment.load_task(same, mnist) is task and task.tensors[0] is images
-    np.testing.assert_array_equal(images.numpy()[..., 0], task.x_train)
-    other = experiment.load_task(dataclasses.replace(config, p=0.005), mnist)
-    assert len(other.y_train) == 100 and len(task.y_train) == 200
-    random = [experiment.load_task(dataclasses.replace(config, subset="random", seed=seed), mnist)
-              for seed in (0, 1)]
-    assert not np.array_equal(random[0].x_train, random[1].x_train)

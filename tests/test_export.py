@@ -1,12 +1,51 @@
-"""The exporter's schema (derived from Config), its provenance from studies.jsonl, and its
-command's refusals."""
+"""The exporter's schema (derived from Config), its provenance from studies.jsonl, its
+command's refusals, and its reading of the events without TensorFlow."""
 
+import csv
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
-from conftest import error_line, run_module
+from conftest import REPO, error_line, read_events, run_module
 from tltransfer import export
 from tltransfer.config import Config
+
+# `python -m tltransfer.export` in a fresh interpreter, then the TensorFlow modules it loaded.
+EXPORT_THEN_MODULES = """import runpy, sys
+sys.argv = ["tltransfer.export", *sys.argv[1:]]
+try:
+    runpy.run_module("tltransfer.export", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    assert not e.code, e.code
+print(sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))
+"""
+
+
+def test_the_export_command_reads_events_without_tensorflow(tiny_study, tmp_path):
+    """The command imports no TensorFlow and writes what this process (TensorFlow loaded)
+    writes, bit for bit; each value is the one TensorFlow's own record reader reads."""
+    logdir, results = tiny_study
+    out = subprocess.run([sys.executable, "-c", EXPORT_THEN_MODULES, f"--logdir={logdir}",
+                          f"--out={tmp_path / 'command.csv'}"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    export.export(logdir, str(tmp_path / "here.csv"))
+    for suffix in (".csv", "_runs.csv", "_meta.json"):
+        assert ((tmp_path / f"command{suffix}").read_bytes()
+                == (tmp_path / f"here{suffix}").read_bytes())
+    with open(tmp_path / "command.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {r["run"] for r in table} == {r["run"] for r in results.values()} | {
+        results["frozen"]["source_run"]}
+    for run in {r["run"] for r in table}:
+        for tag in ("test/accuracy", "train/loss"):
+            expected, _ = read_events(os.path.join(logdir, run), tag)
+            rows = [r for r in table if r["run"] == run and r["tag"] == tag]
+            assert {int(r["step"]): r["value"] for r in rows} == {
+                step: repr(value) for step, value in expected.items()}
 
 
 def test_columns_derive_from_config_fields():

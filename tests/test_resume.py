@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tltransfer import experiment, rundir
 from tltransfer.config import Config
+from tltransfer.session import Session
 from conftest import TINY, Crash, crash_at, flags_of, quiet, read_events
 
 # Six evaluations, with dropout: resume points before, between and after checkpoints.
@@ -124,15 +125,14 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, tiny_m
                        progress=crash_at(300))
     assert saved == []
 
+    session = Session()
+
     def stop_at_300(event):
         if event.samples == 300:
-            experiment.STOP.set()
-    try:
-        with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
-            experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=3600,
-                           progress=stop_at_300)
-    finally:
-        experiment.STOP.clear()
+            session.stop.set()
+    with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
+        experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=3600,
+                       progress=stop_at_300, session=session)
     assert saved == [400]  # the run started over, and the stop wrote the only checkpoint
     lines = []
     experiment.run(config, str(tmp_path), lines.append, tiny_mnist, checkpoint_seconds=3600)

@@ -39,7 +39,7 @@ def smoke(tmp_path_factory, tiny_study):
 
 def test_grid_trains_each_run_once_with_progress(smoke):
     logdir, stdout = smoke
-    assert sorted(n for n in os.listdir(logdir) if n not in (study.INVOCATIONS, ".claims")) == RUNS
+    assert sorted(n for n in os.listdir(logdir) if n not in (rundir.HISTORY, ".claims")) == RUNS
     assert "3 runs: 1 already complete, 2 to train" in stdout
     # An ETA from the first run's first report on, from that run's own training rate.
     first = next(line for line in stdout.splitlines() if line.startswith("[run 1/2")

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tltransfer import data, experiment, model, rundir, train
 from tltransfer.config import Config
+from tltransfer.session import Session
 from conftest import TINY, quiet, run_name
 
 SOURCE = run_name("source", **TINY)
@@ -56,7 +57,7 @@ def test_transfer_starts_from_source_conv_weights(tiny_study):
     logdir, _ = tiny_study
     source_conv, _ = split_weights(weights(f"{logdir}/{SOURCE}"))
     net = model.CNN(4, seed=5)
-    experiment.copy_layers(net, f"{logdir}/{SOURCE}/{rundir.WEIGHTS}")
+    train.copy_layers(net, f"{logdir}/{SOURCE}/{rundir.WEIGHTS}")
     for layer in ("conv1", "conv2"):
         for var in ("w", "b"):
             saved = source_conv[f"model/features/{layer}/{var}/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -76,7 +77,7 @@ def test_cached_features_path_matches_the_plain_frozen_path(mnist):
     cached_trainer = train.Trainer(cached.classifier, cached.classifier.trainable_variables)
     for trainer in (plain_trainer, cached_trainer):
         trainer.start(seed=0, learning_rate=1e-3)
-    features = train.extract_features(cached.features, x)
+    features = Session().extract_features(cached.features, x)
     for w in windows:
         plain_trainer.train_window(x, y, w)
         cached_trainer.train_window(features, y, w)
@@ -173,19 +174,20 @@ def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, tiny_mnist):
     """The process compiles each shape of run once: later runs only load their values."""
     settings = {**TINY, "seed": 0}
     first = [Config(mode=mode, **settings) for mode in ("scratch", "frozen", "finetune")]
-    train.clear_cache()
-    traced = len(train.TRACES)
+    session = Session()
     for config in first:
-        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
-    assert len(train.TRACES) > traced
-    traced = len(train.TRACES)
+        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist, session=session)
+    traced = session.traces()
+    assert traced > 0
+    pipelines = data.index_windows.experimental_get_tracing_count()
     # Other seeds, learning rates, budgets and proportions: the same shapes, new sources.
     again = [Config(mode="scratch", **{**settings, "seed": 1, "lr": 0.002}),
              Config(mode="frozen", **{**settings, "seed": 1, "p": 0.01}),
              Config(mode="finetune", **{**settings, "seed": 1, "train_samples": 500})]
     for config in again:
-        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist)
-    assert train.TRACES[traced:] == []
+        experiment.run(config, str(tmp_path), log=quiet, mnist=tiny_mnist, session=session)
+    assert session.traces() == traced
+    assert data.index_windows.experimental_get_tracing_count() == pipelines
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
@@ -193,12 +195,12 @@ def test_a_reused_trainer_gives_the_bits_of_a_fresh_one(tmp_path, tiny_mnist, sc
     """Adam, the step, the seed and the schedule are all reset between runs."""
     settings = {**TINY, "dropout": 0.5, "lr_schedule": schedule}
     config = Config(mode="scratch", **settings)
-    train.clear_cache()
     fresh = experiment.run(config, str(tmp_path / "fresh"), log=quiet, mnist=tiny_mnist)
+    session = Session()
     other = Config(mode="scratch", **{**settings, "seed": 3, "lr": 0.003, "train_samples": 500})
-    experiment.run(other, str(tmp_path / "reused"), log=quiet, mnist=tiny_mnist)
-    reused = experiment.run(config, str(tmp_path / "reused"), log=quiet,
-                            mnist=tiny_mnist)
+    experiment.run(other, str(tmp_path / "reused"), log=quiet, mnist=tiny_mnist, session=session)
+    reused = experiment.run(config, str(tmp_path / "reused"), log=quiet, mnist=tiny_mnist,
+                            session=session)
     assert reused == fresh
     a, b = weights(tmp_path / "fresh" / config.name), weights(tmp_path / "reused" / config.name)
     for name in a:

@@ -8,8 +8,25 @@ import hashlib
 import math
 import os
 
-MODES = ("source", "scratch", "frozen", "finetune")
-TRANSFER_MODES = ("frozen", "finetune")
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """What a mode means for a run: every module asks this table, never the mode's name."""
+    task: str            # the task it learns: "source" (the source net) or "target"
+    copies: bool         # its first transfer_layers layers start as the source net's
+    trains_copied: bool  # the optimizer sees the copied layers (at transferred_lr_scale x lr)
+    # Whether the copied layers' outputs are computed once and the rest trains on them follows:
+    # a run that copies and does not train exactly the conv layers caches their features.
+
+
+MODE_TABLE = {
+    "source": Mode(task="source", copies=False, trains_copied=False),
+    "scratch": Mode(task="target", copies=False, trains_copied=False),
+    "frozen": Mode(task="target", copies=True, trains_copied=False),
+    "finetune": Mode(task="target", copies=True, trains_copied=True),
+}
+MODES = tuple(MODE_TABLE)
+TRANSFER_MODES = tuple(m for m in MODES if MODE_TABLE[m].copies)
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "bfloat16")
 SUBSETS = ("prefix", "random")
@@ -21,7 +38,7 @@ CHECKPOINT_SECONDS = 10.0
 # The lab's axes: every run's name spells them out; every other setting shows in the name only
 # when it differs from its default, so the lab's runs keep their names whatever is added.
 LAB_AXES = ("mode", "p", "dropout", "seed")
-TARGET_MODES = ("scratch", "frozen", "finetune")
+TARGET_MODES = tuple(m for m in MODES if MODE_TABLE[m].task == "target")
 # The settings that take one of a few values.
 CHOICES = {"mode": MODES, "subset": SUBSETS, "precision": PRECISIONS,
            "lr_schedule": LR_SCHEDULES, "source_lr_schedule": LR_SCHEDULES}

@@ -1,4 +1,4 @@
-"""MNIST as shipped with the package -> class-split tasks -> batch indices.
+"""MNIST as shipped with the package -> class-split tasks -> a tf.data pipeline of batch indices.
 
 The images stay uint8, in NumPy and then in the tensors a run holds (the nets scale pixels as
 they read them); training only draws *indices* into those tensors, so a batch order is a pure
@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from tltransfer.config import format_classes
+from tltransfer.config import MODE_TABLE, format_classes, parse_classes
 
 MNIST_PATH = os.path.join(os.path.dirname(__file__), "mnist.npz")
 # SHA-256 of the shipped file; built from the official MNIST (see DESIGN.md), whose raw uint8
@@ -256,33 +256,71 @@ def target_task(mnist, p, classes=TARGET_CLASSES, subset="prefix", seed=0):
                                x_train=full.x_train[chosen], y_train=full.y_train[chosen])
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """All that a run's Task is made from, besides the data set: equal specs make equal Tasks,
+    so a spec keys a kept Task (Session.task)."""
+    classes: tuple
+    p: float = None   # the proportion of a target task's images; None for a source task
+    subset: str = "prefix"
+    seed: int = 0     # draws a random subset; a prefix does not depend on it
+
+    @classmethod
+    def of(cls, config):
+        """The spec of `config`'s task: its source task, or its target task."""
+        if MODE_TABLE[config.mode].task == "source":
+            return cls(parse_classes(config.source_classes))
+        return cls(parse_classes(config.target_classes), config.p, config.subset,
+                   config.seed if config.subset == "random" else 0)
+
+    def build(self, mnist):
+        if self.p is None:
+            return source_task(mnist, self.classes)
+        return target_task(mnist, self.p, self.classes, self.subset, self.seed)
+
+
+def check_tasks(configs, mnist):
+    """Refuses (ValueError) a grid with a run whose task `mnist` cannot give, before any of it
+    trains: a p that leaves no training images."""
+    for spec in {TaskSpec.of(config) for config in configs}:
+        spec.build(mnist)
+
+
 def images_tensor(images):
     """uint8 [n, 28, 28] -> uint8 tensor [n, 28, 28, 1]: how a run holds its images. The nets
     scale them to [0, 1] as they read them (model.unit_range)."""
     return tf.constant(images[..., None])
 
 
+@tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int64)] * 5)
 def index_windows(n, batch_size, steps_per_window, seed, start_step=0):
-    """Endless int32 index windows [steps_per_window, batch_size], as eager tensors.
+    """Endless int32 index windows [steps_per_window, batch_size]: a tf.data pipeline.
 
     Epoch e visits all n images in the order stateless_shuffle(range(n), seed=(seed, e));
     batches run across epoch boundaries, so step s always covers the samples
     [s * batch_size, (s + 1) * batch_size) of that endless stream, whatever start_step is.
+    A run's order is thus a pure function of its seed, and the step counter is the whole data
+    position a resume needs (a shuffle buffer would have to be checkpointed instead).
 
-    A Python generator over one eager op per epoch rather than a tf.data pipeline: building a
-    pipeline traces its map function, once per run, and its threads outlive nothing here that
-    needs them (the indices of a window take microseconds).
+    Compiled, and so traced once per process: a pipeline built eagerly would trace its map
+    function for every run. The dataset comes out of it as a value whose iterators trace
+    nothing.
     """
-    epoch, offset = divmod(start_step * batch_size, n)
-    size = steps_per_window * batch_size
-    pending = np.empty(0, np.int32)
-    while True:
-        while len(pending) < size:
-            with tf.device("CPU:0"):  # where tf.data ran it: the same order on a GPU machine
-                order = tf.random.experimental.stateless_shuffle(
-                    tf.range(n, dtype=tf.int32), seed=tf.constant([seed, epoch], tf.int64))
-            order = order.numpy()
-            pending = np.concatenate([pending, order[offset:]])
-            epoch, offset = epoch + 1, 0
-        yield tf.constant(pending[:size].reshape(steps_per_window, batch_size))
-        pending = pending[size:]
+    first_epoch, offset = (start_step * batch_size) // n, (start_step * batch_size) % n
+
+    def epoch_order(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int32), seed=tf.stack([seed, epoch]))
+        return order[tf.where(epoch == first_epoch, offset, 0):]
+
+    windows = (tf.data.Dataset.range(first_epoch, tf.int64.max)
+               .map(epoch_order)
+               .rebatch(batch_size, drop_remainder=True)  # batches run across epochs
+               .batch(steps_per_window, drop_remainder=True)
+               .prefetch(1))
+    options = tf.data.Options()
+    # Autotuning's model is rebuilt for every iterator, and deleting an autotuned iterator
+    # stalled a run for ~10-50 ms; a window's indices are ready long before it is needed.
+    options.autotune.enabled = False
+    options.experimental_optimization.apply_default_optimizations = False
+    return windows.with_options(options)

@@ -1,124 +1,24 @@
-"""One configuration -> one run directory (see rundir): the source net's weights, fit (the
-controller around train.Trainer: summaries, checkpoints, Progress events), result.json last.
+"""One configuration -> one run directory (see rundir): the source net's weights first, the
+net, its training (loop.train_and_evaluate with its actions), result.json last.
 """
 
-import ctypes
 import dataclasses
 import os
-import sys
-import threading
 import time
 
 import tensorflow as tf
 
-from tltransfer import data, model, summaries, train
-from tltransfer.config import CHECKPOINT_SECONDS, TRANSFER_MODES, parse_classes
+from tltransfer import data, loop, model, train
+from tltransfer.config import CHECKPOINT_SECONDS, MODE_TABLE
+from tltransfer.loop import Interrupted, RunFailed  # noqa: F401  (what a run raises)
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
                                completed_result, describe, failure, prepare_run_dir,
                                read_scalars, remove_tree, write_json_atomic)
-
-# A window's mean cross-entropy above this (the true class given probability e^-1000) or NaN
-# means training has diverged; healthy runs start near ln(classes) and go down.
-DIVERGED_LOSS = 1000.0
-# Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next checkpoint.
-STOP = threading.Event()
-
-
-class RunFailed(Exception):
-    """Training diverged; the run is recorded as failed and the study goes on."""
-
-
-class Interrupted(Exception):
-    """STOP was set; the run stopped after writing a checkpoint."""
-
-
-def return_freed_memory():
-    """Gives the heap's free pages back to the system, where the C library can (glibc).
-
-    A run allocates and frees a few hundred MiB of tensors; glibc keeps what was freed in its
-    arenas, fragmented, so a process's resident size grew by ~150 MiB over its first 40 runs
-    with nothing leaked, and its peak by ~90 MiB from run 5 to 50 (`python -m tools.benchmark
-    --sections=memory`). Trimming before each run (5-15 ms) keeps the resident size level and
-    the peak's growth at ~25-50 MiB.
-    """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
-    if trim is not None:
-        trim(0)
-
-
-# The process's latest source task and target task, kept with their tensors (Task.tensors): a
-# study's source nets all train on one task, and a seed's target runs on one (every seed's, with
-# prefix subsets), which saved 50-110 ms per source run.
-_TASKS = {}
-
-
-def load_task(config, mnist):
-    """The Task of `config`'s run, kept for the process's next runs of the same task."""
-    source = config.mode == "source"
-    if source:
-        key = (mnist.sha256, config.source_classes)
-    else:
-        key = (mnist.sha256, config.target_classes, config.p, config.subset,
-               config.seed if config.subset == "random" else None)
-    kept = _TASKS.get(source)
-    if kept is None or kept[0] != key:
-        if source:
-            task = data.source_task(mnist, parse_classes(config.source_classes))
-        else:
-            task = data.target_task(mnist, config.p, parse_classes(config.target_classes),
-                                    config.subset, config.seed)
-        kept = _TASKS[source] = (key, task)
-    return kept[1]
-
-
-def copy_layers(target, source_weights, count=2):
-    """Restores the first `count` layers of `target` (see CNN.layers) from a saved source CNN.
-
-    The checkpoint is matched by the path of each layer in the module tree, so only those
-    layers are read; the rest of `target` keeps its own initialisation.
-    """
-    convs = {name: getattr(target.features, name) for name in ("conv1", "conv2")[:count]}
-    parts = {"features": tf.train.Checkpoint(**convs)}
-    if count >= 3:
-        parts["classifier"] = tf.train.Checkpoint(hidden=target.classifier.hidden)
-    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
-    try:
-        ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
-        raise RunError(f"cannot read the source net's weights {source_weights} "
-                       f"({type(e).__name__}); delete its run directory so that it is trained "
-                       "again") from e
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """What a run reports after each of its evaluations."""
-    run: str              # config.name
-    samples: int          # training samples done so far
-    total: int            # the run's budget (config.samples)
-    test_accuracy: float  # at this evaluation
-    test_loss: float
-    # Seconds this process spent in this run's compiled training windows and evaluations (each
-    # timed until its result is read), since it started or resumed the run: no start-up, no
-    # summaries or checkpoints. Tracing is not in it either: a Trainer traces when it is built,
-    # before the first window. (The first call of a new graph still pays TensorFlow's one-off
-    # graph optimisation, some tens of milliseconds, which cannot be told apart.)
-    train_seconds: float
-    start_samples: int    # samples at which this process started or resumed the run
-
-    @property
-    def samples_per_second(self):
-        return (self.samples - self.start_samples) / max(self.train_seconds, 1e-9)
-
-
-def progress_line(event):
-    """The human form of a Progress event: one wording for every caller."""
-    return (f"{event.run}: {event.samples:>7}/{event.total} samples  test accuracy "
-            f"{100 * event.test_accuracy:6.2f}%  {event.samples_per_second:,.0f} samples/s")
+from tltransfer.session import Session
 
 
 def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHECKPOINT_SECONDS,
-        progress=None):
+        progress=None, session=None):
     """Makes sure the run of `config` is complete under `logdir`; returns its result dict.
 
     A complete run is returned as it is. frozen/finetune runs first make sure their source net
@@ -128,38 +28,40 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
     the run (or its source net), waits for it, or raises Busy if not `wait`. Raises RunFailed
     if the run (or its source) diverged, now or before. A checkpoint is written after the
     first evaluation once `checkpoint_seconds` have passed since the last one (0: after every
-    evaluation), and after the next one when STOP is set.
+    evaluation), and after the next one when the session's stop event is set. `session` (the
+    process's Session; a new one if not given) compiles, keeps tasks and tells it to stop.
     """
     config = config.canonical()  # the same run writes the same config.json and result.json
-    result = completed_result(config, logdir)
-    if result is not None:
-        return result
-    return_freed_memory()  # what earlier runs of this process freed
-    mnist = mnist if mnist is not None else data.load_data(config.data)
-    task = load_task(config, mnist)
-    source_dir = None
-    if config.mode in TRANSFER_MODES:
-        source_config = config.source()
-        try:
-            run(source_config, logdir, log, mnist, wait, checkpoint_seconds, progress)
-        except RunFailed as e:
-            raise RunFailed(f"its source net {source_config.name} failed: {e}") from e
-        source_dir = os.path.join(logdir, source_config.name)
-
+    session = session if session is not None else Session()
     with claim(logdir, config.name, wait, log):
-        result = completed_result(config, logdir)  # another process may have finished it
+        result = completed_result(config, logdir)  # read once, under the claim
         if result is not None:
             return result
         reason = failure(config, logdir)
         if reason is not None:
             raise RunFailed(reason)
+        mnist = mnist if mnist is not None else data.load_data(config.data)
+        task = session.task(config, mnist)
+        source = None
+        if MODE_TABLE[config.mode].copies:
+            source = config.source()
+            try:
+                run(source, logdir, log, mnist, wait, checkpoint_seconds, progress, session)
+            except RunFailed as e:
+                raise RunFailed(f"its source net {source.name} failed: {e}") from e
         run_dir = os.path.join(logdir, config.name)
         resume = prepare_run_dir(run_dir, config, mnist.sha256)
         net = model.CNN(task.num_classes, config.seed, config.dropout)
-        if source_dir is not None:
-            copy_layers(net, os.path.join(source_dir, WEIGHTS), config.transfer_layers)
+        if source is not None:
+            weights = os.path.join(logdir, source.name, WEIGHTS)
+            try:
+                train.copy_layers(net, weights, config.transfer_layers)
+            except ValueError as e:
+                raise RunError(f"cannot read the source net's weights {weights} ({e}); delete "
+                               "its run directory so that it is trained again") from e
         try:
-            curve = fit(config, task, net, run_dir, log, resume, checkpoint_seconds, progress)
+            curve = fit(config, task, net, run_dir, session, log, resume, checkpoint_seconds,
+                        progress)
         except (OSError, tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError,
                 tf.errors.PermissionDeniedError, tf.errors.UnknownError) as e:
             # A write that fails mid-run (a full disk or quota, a file-size limit (EFBIG), a
@@ -176,7 +78,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
         result = {
             "config": dataclasses.asdict(config), "run": config.name,
             "n_train": len(task.y_train), "n_test": len(task.y_test),
-            "source_run": config.source().name if source_dir else None,
+            "source_run": source.name if source else None,
             "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
             "curve": curve}
         try:  # only writes: any error of theirs is the disk's, and leaves no result.json
@@ -194,86 +96,58 @@ def write_failed(config, run_dir, e):
                     "or fix the log root, then run the same command to resume")
 
 
-def fit(config, task, net, run_dir, log, resume=False, checkpoint_seconds=CHECKPOINT_SECONDS,
-        progress=None):
+def fit(config, task, net, run_dir, session, log, resume=False,
+        checkpoint_seconds=CHECKPOINT_SECONDS, progress=None):
     """Trains `net` on `task` for the config's budget; returns the test curve.
 
-    The controller around the compiled calls: summaries after every evaluation, a checkpoint
-    (what the Trainer checkpoints) once `checkpoint_seconds` of training have passed, and
-    progress: a Progress to `progress` after every evaluation, or, without it, a line to `log`
-    every tenth of the run. With `resume`, training goes on from the latest checkpoint, and
-    summaries already in the events are not written again.
+    Summaries after every evaluation, a checkpoint (what the Trainer checkpoints) once
+    `checkpoint_seconds` of training have passed, and progress: a Progress to `progress` after
+    every evaluation, or, without it, a line to `log` every tenth of the run. With `resume`,
+    training goes on from the latest checkpoint, and summaries already in the events are not
+    written again.
     """
     train_x, train_y, test_x, test_y = task.tensors
-    trainer, trained, train_x, test_x = train.start(config, net, train_x, test_x)
-    checkpoint = trainer.checkpoint()
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS),
-                                         max_to_keep=1)
-    curve = {"step": [], "test_accuracy": [], "test_loss": []}
-    written = 0
+    trained, extract_seconds = train.trained_module(config, net), 0.0
+    if trained is not net:  # frozen features: computed once, the classifier trains on them
+        started = time.perf_counter()
+        train_x = session.extract_features(net.features, train_x)
+        test_x = session.extract_features(net.features, test_x)
+        extract_seconds = time.perf_counter() - started
+    trainer = train.start(session, config, net, trained)
+    checkpoints = loop.Checkpoints(trainer.checkpoint(), os.path.join(run_dir, CHECKPOINTS),
+                                   checkpoint_seconds)
+    curve, written = loop.Curve(), 0
     if resume:
-        try:
-            # expect_partial: the manager's save counter is in the file, not in `checkpoint`.
-            status = checkpoint.read(manager.latest_checkpoint).expect_partial()
-            status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
-            raise RunError(f"the checkpoint in {run_dir} is unreadable ({type(e).__name__}); "
-                           "delete that run directory to train the run from the start") from e
-        scalars = read_scalars(run_dir)
-        accuracy, loss = scalars.get("test/accuracy", {}), scalars.get("test/loss", {})
-        samples = int(trainer.step.numpy()) * config.batch_size
-        curve["step"] = [s for s in sorted(accuracy) if s <= samples]
-        curve["test_accuracy"] = [accuracy[s] for s in curve["step"]]
-        curve["test_loss"] = [loss[s] for s in curve["step"]]
-        written = max(accuracy, default=0)
-        log(f"{config.name}: resuming at {samples} samples")
+        checkpoints.restore()
     samples = int(trainer.step.numpy()) * config.batch_size
-
-    steps_per_window = config.eval_every // config.batch_size
-    windows = data.index_windows(len(task.y_train), config.batch_size, steps_per_window,
-                                 config.seed, start_step=samples // config.batch_size)
-    writer = tf.summary.create_file_writer(run_dir)
-    start_samples, train_seconds, next_report = samples, 0.0, 0
-    saved = time.perf_counter()
-    if not resume:
+    if resume:
+        curve, written = resumed_curve(run_dir, samples)
+        log(f"{config.name}: resuming at {samples} samples")
+    else:
         log(f"{config.name}: training on {len(task.y_train)} images of {task.name}, "
             f"{config.samples} samples")
-    with writer.as_default():
-        if not resume:
-            summaries.write_hparams(config, task)
-        while samples < config.samples:
-            steps = min(steps_per_window, (config.samples - samples) // config.batch_size)
-            window = next(windows)[:steps]
-            started = time.perf_counter()
-            train_loss, train_acc = (float(v) for v in trainer.train_window(train_x, train_y,
-                                                                            window))
-            samples += steps * config.batch_size
-            if not train_loss < DIVERGED_LOSS:  # NaN fails the comparison too
-                raise RunFailed(f"training diverged (mean loss {train_loss:.3g} in the window "
-                                f"ending at {samples} samples); a smaller --lr may help")
-            test_acc, test_loss = (float(v) for v in trainer.evaluate(test_x, test_y))
-            train_seconds += time.perf_counter() - started
-            if samples > written:
-                summaries.write_scalars(config.mode, samples, {
-                    "test/accuracy": test_acc, "test/loss": test_loss,
-                    "train/accuracy": train_acc, "train/loss": train_loss})
-                writer.flush()
-            stopping = STOP.is_set() and samples < config.samples
-            if stopping or time.perf_counter() - saved >= checkpoint_seconds:
-                manager.save(checkpoint_number=samples)
-                saved = time.perf_counter()
-            if stopping:
-                raise Interrupted(f"{config.name} stopped at {samples} samples, after a checkpoint")
-            curve["step"].append(samples)
-            curve["test_accuracy"].append(test_acc)
-            curve["test_loss"].append(test_loss)
-            event = Progress(config.name, samples, config.samples, test_acc, test_loss,
-                             train_seconds, start_samples)
-            if progress is not None:
-                progress(event)
-            elif samples >= next_report or samples == config.samples:
-                log(progress_line(event))
-                next_report = samples + max(config.samples // 10, config.eval_every)
-    writer.close()
+    windows = iter(data.index_windows(len(task.y_train), config.batch_size,
+                                      config.eval_every // config.batch_size, config.seed,
+                                      start_step=samples // config.batch_size))
+    writer = loop.Summaries(run_dir, config.mode, written, None if resume else (config, task))
+    reporter = loop.Reporter(config.name, config.samples, samples,
+                             max(config.samples // 10, config.eval_every), progress, log,
+                             extract_seconds)
+    loop.train_and_evaluate(
+        trainer, (train_x, train_y, test_x, test_y), windows, samples, config.samples,
+        train_actions=[loop.divergence_guard],
+        eval_actions=[writer, checkpoints,
+                      loop.StopCheck(session.stop, checkpoints, config.samples, config.name),
+                      curve, reporter])
     trainer.export(trained)
-    return curve
+    return curve.curve
+
+
+def resumed_curve(run_dir, samples):
+    """(loop.Curve, last step written) of a resumed run: its test curve up to `samples` as its
+    summaries hold it."""
+    scalars = read_scalars(run_dir)
+    accuracy, loss = scalars.get("test/accuracy", {}), scalars.get("test/loss", {})
+    steps = [s for s in sorted(accuracy) if s <= samples]
+    return loop.Curve({"step": steps, "test_accuracy": [accuracy[s] for s in steps],
+                       "test_loss": [loss[s] for s in steps]}), max(accuracy, default=0)

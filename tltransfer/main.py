@@ -17,8 +17,8 @@ alone, with --lr, --lr_schedule and --batch_size as their own.)
 Flagfiles for the assignments are in flags/: --flagfile=flags/assignment1.cfg"""
 
 import dataclasses
+import functools
 import itertools
-import json
 import math
 import os
 import signal
@@ -32,7 +32,6 @@ from tltransfer.config import (CHECKPOINT_SECONDS, CLASS_SETTINGS, LAB_AXES, MOD
                                format_classes, number, parse_classes)
 
 FLAGS = flags.FLAGS
-STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The lab's axes, with the study's values as defaults.
 flags.DEFINE_list("mode", ["scratch", "frozen", "finetune"],
@@ -166,34 +165,46 @@ def shard_from_flags():
     return index, count
 
 
-def record_command(logdir, status, runs, reason=None):
-    """Appends what this command did to the log root's history, for the report's provenance:
-    `status` is trained, nothing to do, refused, failed or interrupted; `runs` the runs it
-    trained or finished. A refused command leaves no log root behind that it did not find."""
+def record_command(logdir, started, status, runs, reason=None):
+    """Appends what this command did to the log root's history (rundir.HISTORY), for the
+    report's provenance: `status` is trained, nothing to do, refused, failed or interrupted;
+    `runs` the runs it trained or finished. A refused command leaves no log root behind that it
+    did not find."""
     import numpy as np
     import tensorflow as tf
-    from tltransfer import rundir, study
-    entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": STARTED, "status": status,
+    from tltransfer import rundir
+    entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": started, "status": status,
              "runs": runs, "versions": {"python": sys.version.split()[0],
                                         "tensorflow": tf.__version__, "numpy": np.__version__}}
     if reason:
         entry["reason"] = reason
-    try:
-        if rundir.gfile.isdir(logdir):
-            with rundir.gfile.GFile(os.path.join(logdir, study.INVOCATIONS), "a") as f:
-                f.write(json.dumps(entry) + "\n")
-    except (OSError, tf.errors.OpError):
-        pass  # the log root is what failed; the error said so already
+    rundir.append_history(logdir, entry)
 
 
-def stop_after_checkpoint(signum, frame):
-    """First Ctrl-C or SIGTERM: finish the current window, checkpoint, stop. Second: stop now."""
-    from tltransfer import experiment
-    if experiment.STOP.is_set():
-        raise KeyboardInterrupt
-    experiment.STOP.set()
-    print(f"\n{signal.Signals(signum).name}: stopping after the next checkpoint "
-          "(press Ctrl-C again to stop at once)", flush=True)
+def stop_after_checkpoint(stop):
+    """A signal handler: the first Ctrl-C or SIGTERM sets `stop` (the current run finishes its
+    window, checkpoints and stops); the second stops at once."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after the next checkpoint "
+              "(press Ctrl-C again to stop at once)", flush=True)
+    return handler
+
+
+def configs_from_flags():
+    """(the grid's Configs, the settings given that no run uses, this process's shard), or
+    ValueError: flags alone are checked before TensorFlow loads, so a typo is told at once."""
+    axes = axes_from_flags()
+    if not 0 <= FLAGS.checkpoint_seconds < math.inf:  # NaN would never checkpoint
+        raise ValueError(f"--checkpoint_seconds={FLAGS.checkpoint_seconds:g} must be 0 (after "
+                         "every evaluation) or a finite number of seconds")
+    if not FLAGS.logdir.strip():
+        raise ValueError("--logdir is empty; name the log root to write the runs to, e.g. "
+                         "--logdir=logs")
+    given = {name for name in FIELDS if FLAGS[name].present}
+    return grid(axes), ignored_settings(axes, given), shard_from_flags()
 
 
 def main(argv):
@@ -202,61 +213,38 @@ def main(argv):
                  "(--name=value), see --help")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
-    try:  # flags alone are checked before TensorFlow loads, so a typo is told at once
-        axes = axes_from_flags()
-        configs = grid(axes)
-        shard_of = shard_from_flags()
-        if not 0 <= FLAGS.checkpoint_seconds < math.inf:  # NaN would never checkpoint
-            raise ValueError(f"--checkpoint_seconds={FLAGS.checkpoint_seconds:g} must be 0 "
-                             "(after every evaluation) or a finite number of seconds")
-        if not FLAGS.logdir.strip():
-            raise ValueError("--logdir is empty; name the log root to write the runs to, "
-                             "e.g. --logdir=logs")
+    try:
+        configs, ignored, shard_of = configs_from_flags()
     except ValueError as e:
         sys.exit(f"error: {e}")
-    given = {name for name in FIELDS if FLAGS[name].present}
-    for name in ignored_settings(axes, given):
+    for name in ignored:
         print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
     tf = quiet_import.tensorflow()
-    from tltransfer import data, experiment, rundir, study
-    # Each shape of run (and of training window) is traced once, on purpose, and kept for the
-    # process; TensorFlow's warning about functions traced repeatedly would only alarm the reader.
+    # Each shape of run is traced once, on purpose, and kept for the process: TensorFlow's
+    # warning about functions traced repeatedly would only alarm the reader.
     tf.get_logger().addFilter(
         lambda record: "triggered tf.function retracing" not in record.getMessage())
-    start = time.perf_counter()
-    signal.signal(signal.SIGINT, stop_after_checkpoint)
-    signal.signal(signal.SIGTERM, stop_after_checkpoint)
-    trained = []
-
-    def record(status, reason=None):
-        record_command(FLAGS.logdir, status, [c.name for c in trained], reason)
+    from tltransfer import data, loop, rundir, study
+    from tltransfer.session import Session
+    session = Session(deterministic=FLAGS.deterministic)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_after_checkpoint(session.stop))
+    started, start, trained = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter(), []
+    record = functools.partial(record_command, FLAGS.logdir, started)
     try:
-        mnist = data.load_data(configs[0].data)
-        for config in configs:  # refuse a bad grid before training any of it
-            experiment.load_task(config, mnist)
-        if FLAGS.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        try:
-            rundir.gfile.makedirs(FLAGS.logdir)
-        except (OSError, tf.errors.OpError) as e:
-            raise rundir.RunError(
-                f"cannot write to --logdir={FLAGS.logdir} ({getattr(e, 'strerror', None) or e}); "
-                "choose a writable directory") from e
-        results, failures = study.run_all(configs, FLAGS.logdir, mnist=mnist, shard_of=shard_of,
-                                          log=lambda line: print(line, flush=True),
-                                          checkpoint_seconds=FLAGS.checkpoint_seconds,
-                                          trained=trained)
-    except (experiment.Interrupted, KeyboardInterrupt) as e:
+        results, failures = study.run_all(
+            configs, FLAGS.logdir, log=lambda line: print(line, flush=True), shard_of=shard_of,
+            checkpoint_seconds=FLAGS.checkpoint_seconds, trained=trained, session=session)
+    except (loop.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
-        record("interrupted", f"interrupted{where}")
+        record("interrupted", [c.name for c in trained], f"interrupted{where}")
         sys.exit(f"interrupted{where}; run the same command again to resume")
     except (ValueError, rundir.RunError, data.DataError) as e:
-        record("failed" if trained else "refused", str(e))
+        record("failed" if trained else "refused", [c.name for c in trained], str(e))
         sys.exit(f"error: {e}")
-    if failures:
-        record("failed", "; ".join(f"{c.name}: {reason}" for c, reason in failures.items()))
-    else:
-        record("trained" if trained else "nothing to do")
+    reason = "; ".join(f"{c.name}: {why}" for c, why in failures.items()) or None
+    record("failed" if failures else "trained" if trained else "nothing to do",
+           [c.name for c in trained], reason)
     print(f"\n{study.summary({c: results[c] for c in configs if c in results})}")
     for note in rundir.other_runs_notes(FLAGS.logdir):
         print(f"note: {note}")
@@ -264,11 +252,11 @@ def main(argv):
           f"{study.duration(time.perf_counter() - start)}; see them with "
           f"`tensorboard --logdir={FLAGS.logdir}`")
     if failures:
-        for config, reason in failures.items():
-            print(f"FAILED {config.name}: {reason}", file=sys.stderr)
+        for config, why in failures.items():
+            print(f"FAILED {config.name}: {why}", file=sys.stderr)
         sys.exit(f"error: {len(failures)} of {cli.plural(len(failures) + len(results), 'run')} "
                  "failed; delete a failed run's directory to try it again")
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, quick_exit=True)

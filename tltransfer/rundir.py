@@ -3,7 +3,12 @@ what a run left behind (its result, its failure, its scalar summaries).
 
 A run directory holds `config.json`, the TensorBoard events (step = training samples
 processed), the final weights (`weights/final.*`, a tf.train.Checkpoint of the model) and
-`result.json`, written last and atomically: it alone says that a run is complete.
+`result.json`, written last and atomically: it alone says that a run is complete. The log root
+also holds `studies.jsonl`, the history of the commands run on it.
+
+Files are read and written through TensorBoard's view of TensorFlow (tensorboard.compat.tf):
+TensorFlow itself in a training process, and TensorBoard's own stub where a process must run
+without TensorFlow (the exporter), so reading run directories needs no TensorFlow.
 """
 
 import contextlib
@@ -13,8 +18,9 @@ import json
 import os
 import re
 
-import numpy as np
-import tensorflow as tf
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat import tf
+from tensorboard.util import tensor_util
 
 from tltransfer.config import IRRELEVANT, Config, metric_of
 
@@ -25,6 +31,7 @@ CHECKPOINTS = "checkpoints"
 FAILED_FILE = "failed.json"
 CLAIMS = ".claims"
 EVENTS = "events.out.tfevents."
+HISTORY = "studies.jsonl"  # one line per command run on a log root: the report's provenance
 
 
 class RunError(Exception):
@@ -57,7 +64,7 @@ def describe(error):
 def read_json(path):
     """The parsed file, or None if it is missing or not valid JSON (an unfinished write)."""
     try:
-        with gfile.GFile(path) as f:
+        with gfile.GFile(path, "r") as f:
             return json.load(f)
     except (OSError, ValueError, tf.errors.OpError):
         return None
@@ -75,10 +82,11 @@ def write_text_atomic(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())  # so that a power cut cannot leave the rename without data
+        os.replace(tmp, path)
     else:
         with gfile.GFile(tmp, "w") as f:
             f.write(text)
-    gfile.rename(tmp, path, overwrite=True)
+        gfile.rename(tmp, path, overwrite=True)
 
 
 def remove_tree(path):
@@ -118,6 +126,8 @@ def prepare_run_dir(run_dir, config, data_sha256):
     Otherwise leaves it empty but for a fresh config.json: leftovers of an unfinished run of
     ours are removed, anything else is refused.
     """
+    import numpy as np
+    import tensorflow as tf  # a training process: TensorFlow is loaded already
     stored = read_json(os.path.join(run_dir, CONFIG_FILE))
     if isinstance(stored, dict) and isinstance(stored.get("config"), dict):
         if (not differences(stored["config"], config)
@@ -209,24 +219,61 @@ def other_runs_notes(logdir):
     return notes
 
 
+def make_log_root(logdir):
+    """Creates the log root; RunError if it cannot be written."""
+    try:
+        gfile.makedirs(logdir)
+    except (OSError, tf.errors.OpError) as e:
+        raise RunError(f"cannot write to --logdir={logdir} ({getattr(e, 'strerror', None) or e}); "
+                       "choose a writable directory") from e
+
+
+def append_history(logdir, entry):
+    """Appends `entry` (a dict: what a command did) to the log root's history, if the log root
+    exists; a log root that cannot be written is left as it is (its error was told already)."""
+    try:
+        if gfile.isdir(logdir):
+            with gfile.GFile(os.path.join(logdir, HISTORY), "a") as f:
+                f.write(json.dumps(entry) + "\n")
+    except (OSError, tf.errors.OpError):
+        pass
+
+
+def read_history(logdir, note=lambda line: None):
+    """The log root's history: one dict per command run on it, oldest first. A line cut short
+    (a command killed while it appended, a full disk) or edited into something else is left
+    out, and `note` receives a line saying so."""
+    path = os.path.join(logdir, HISTORY)
+    if not gfile.exists(path):
+        return []
+    with gfile.GFile(path, "r") as f:
+        lines = f.read().splitlines()
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line) if line.strip() else None
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("argv"), list):
+            entries.append(entry)
+        elif line.strip():
+            note(f"{path} line {number} is not a command's record (cut short?); the "
+                 "provenance leaves it out")
+    return entries
+
+
 def read_scalars(run_dir):
     """{metric: {step: value}} of the scalar summaries in a run's event files, keyed by the
     METRICS name whatever the run's mode (a source net's tags are its own, see scalar_tag).
 
-    TF2 summaries are tensors. A record cut short by a kill ends its file; a step written
-    twice keeps its last value.
+    Read with TensorBoard's event-file loader. TF2 summaries are tensors. A record cut short by
+    a kill ends its file; a step written twice keeps its last value.
     """
     scalars = {}
     for path in sorted(gfile.glob(os.path.join(run_dir, EVENTS + "*"))):
-        try:
-            for record in tf.data.TFRecordDataset(path):
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                for value in event.summary.value:
-                    if value.metadata.plugin_data.plugin_name == "scalars":
-                        scalars.setdefault(metric_of(value.tag), {})[event.step] = float(
-                            tf.make_ndarray(value.tensor))
-        except tf.errors.DataLossError:
-            pass
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars.setdefault(metric_of(value.tag), {})[event.step] = float(
+                        tensor_util.make_ndarray(value.tensor))
     return scalars
-
-

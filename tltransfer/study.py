@@ -5,11 +5,10 @@ import time
 
 import numpy as np
 
-from tltransfer import experiment, rundir
+from tltransfer import data, experiment, loop, rundir
 from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
-
-INVOCATIONS = "studies.jsonl"  # one line per command run on a log root: the report's provenance
+from tltransfer.session import Session
 
 
 def plan(configs):
@@ -42,7 +41,7 @@ class Clock:
         self.samples[config.mode] += config.samples
 
     def left(self, current, remaining):
-        """`current`: the running run's latest experiment.Progress; `remaining`: the configs
+        """`current`: the running run's latest loop.Progress; `remaining`: the configs
         after it. None while the current run has no rate yet."""
         if current.samples <= current.start_samples:
             return None
@@ -77,20 +76,26 @@ def shard(runs, index, count):
 
 
 def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
-            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None):
+            checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None, session=None):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
     results maps each config to its result dict, failures each failed config to the reason.
     Complete runs are reused, so calling this again trains only what is missing. Runs that
     another process is training are left for later and then waited for, so several processes
-    can share one log root, each run trained once. `shard_of` = (index, count) takes only that
-    shard's part of the plan; `checkpoint_seconds` goes to every experiment.run. The configs
-    this call trains (or finishes) are appended to the list `trained` as they complete, so the
-    caller knows them even when the study stops half-way. `progress`, when given, also
-    receives every run's Progress events.
+    can share one log root, each run trained once. Every run goes through `session` (the
+    process's Session; a new one if not given), which frees memory between runs. `shard_of` =
+    (index, count) takes only that shard's part of the plan; `checkpoint_seconds` goes to
+    every experiment.run. The configs this call trains (or finishes) are appended to the list
+    `trained` as they complete, so the caller knows them even when the study stops half-way.
+    `progress`, when given, also receives every run's Progress events.
     """
     trained = [] if trained is None else trained
+    session = session if session is not None else Session()
     runs = shard(plan(configs), *shard_of)
+    # Pre-flight: a bad grid or log root is refused before any run trains.
+    mnist = mnist if mnist is not None else data.load_data(configs[0].data)
+    data.check_tasks(configs, mnist)
+    rundir.make_log_root(logdir)
     # Reading every result first also refuses a clashing log root before any training.
     results = {c: rundir.completed_result(c, logdir) for c in runs}
     pending = [c for c in runs if results[c] is None]
@@ -115,14 +120,16 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
                     return
                 due[event.run] = event.samples + max(event.total // 10, 1)
                 left = clock.left(event, after if event.run == config.name else [config, *after])
-                log_line(experiment.progress_line(event),
+                log_line(loop.progress_line(event),
                          "" if left is None else f", ~{duration(left)} left")
 
             try:
                 done = rundir.completed_result(config, logdir)  # another process finished it
+                if done is None:
+                    session.between_runs()
                 results[config] = done or experiment.run(
                     config, logdir, log=log_line, mnist=mnist, wait=False,
-                    checkpoint_seconds=checkpoint_seconds, progress=report)
+                    checkpoint_seconds=checkpoint_seconds, progress=report, session=session)
                 if done is None:
                     trained.append(config)
                     clock.record(config, time.perf_counter() - started)

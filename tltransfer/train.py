@@ -3,8 +3,8 @@ evaluation, traced once per process for each shape of run and reused by every ru
 
 A run's own numbers (its initial weights, seed, learning rate and decay steps) reach the
 compiled graphs as variables, never as constants baked into them, so the second run of a shape
-traces nothing: `trainer_for` hands out the process's Trainer of that shape and `Trainer.start`
-loads the run into it.
+traces nothing: the process's Session (session.py) keeps a Trainer per shape and
+`Trainer.start` loads the run into it.
 """
 
 import copy
@@ -12,10 +12,10 @@ import math
 
 import tensorflow as tf
 
-from tltransfer.config import LR_SCHEDULES, MODES
+from tltransfer.config import LR_SCHEDULES, MODE_TABLE, MODES
 from tltransfer.model import unit_range
 
-EVAL_CHUNK = 512  # test images per forward pass: as fast as 2048 here, ~470 MiB less memory
+EVAL_CHUNK = 512  # test images per forward pass: as fast as 2048, and far less memory
 
 
 def trainable_variables(model, mode, transfer_layers=2):
@@ -26,7 +26,7 @@ def trainable_variables(model, mode, transfer_layers=2):
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode == "frozen":
+    if MODE_TABLE[mode].copies and not MODE_TABLE[mode].trains_copied:
         return tuple(v for layer in model.layers[transfer_layers:]
                      for v in layer.trainable_variables)
     return model.trainable_variables
@@ -36,6 +36,24 @@ def copied_variables(model, transfer_layers=2):
     """The variables of the layers a transfer run copies from its source net (its first
     `transfer_layers` layers, see CNN.layers)."""
     return tuple(v for layer in model.layers[:transfer_layers] for v in layer.trainable_variables)
+
+
+def copy_layers(target, source_weights, count=2):
+    """Restores the first `count` layers of `target` (see CNN.layers) from a saved source CNN.
+
+    The checkpoint is matched by the path of each layer in the module tree, so only those
+    layers are read; the rest of `target` keeps its own initialisation. Raises ValueError if
+    the file cannot be read as such.
+    """
+    convs = {name: getattr(target.features, name) for name in ("conv1", "conv2")[:count]}
+    parts = {"features": tf.train.Checkpoint(**convs)}
+    if count >= 3:
+        parts["classifier"] = tf.train.Checkpoint(hidden=target.classifier.hidden)
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
+    try:
+        ckpt.read(source_weights).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as e:
+        raise ValueError(type(e).__name__) from e
 
 
 def schedule_steps(samples, batch_size):
@@ -106,9 +124,10 @@ class Trainer:
     apart: scaling their gradients instead would do nothing, as Adam normalises the scale away.
 
     The compiled functions are written without AutoGraph and take any number of images: the
-    evaluation is traced once, when the Trainer is built, and the training window once per
-    shape of window (steps x batch size; `compile`), so that the next run of that shape traces
-    nothing (TRACES records each trace). `start` readies the Trainer for a new run.
+    evaluation (in chunks of `eval_chunk` images) is traced once, when the Trainer is built,
+    and the training window once per shape of window (steps x batch size; `compile`), so that
+    the next run of that shape traces nothing (`traces` counts them). `start` readies the
+    Trainer for a new run.
 
     The window's shape stays static in its graph because TensorFlow's graph optimiser turns
     divisions by a constant (the loss's mean over the batch, in its gradient) into
@@ -117,8 +136,9 @@ class Trainer:
     """
 
     def __init__(self, net, variables, schedule="constant", compute_dtype=tf.float32,
-                 slow_variables=()):
+                 slow_variables=(), eval_chunk=EVAL_CHUNK):
         self.net = net
+        self.eval_chunk = int(eval_chunk)
         # bfloat16 compute keeps float32 variables and optimizer: only activations are cast.
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.variables = tuple(variables)
@@ -141,6 +161,11 @@ class Trainer:
         self.evaluate = tf.function(self._evaluate, autograph=False,
                                     input_signature=self._inputs)
         self.evaluate.get_concrete_function()  # traced now: no run's first evaluation pays
+
+    def traces(self):
+        """How many times this Trainer's functions were traced."""
+        return sum(f.experimental_get_tracing_count()
+                   for f in (self.evaluate, *self._windows.values()))
 
     def compile(self, steps, batch_size):
         """The training window for windows of `steps` batches of `batch_size`, traced on the
@@ -198,7 +223,6 @@ class Trainer:
         return tf.cast(unit_range(inputs), self.compute_dtype)
 
     def _train_window(self, inputs, labels, windows):
-        TRACES.append("train_window")
 
         def step(i, loss_sum, correct):
             x = tf.gather(inputs, windows[i])
@@ -222,15 +246,15 @@ class Trainer:
 
     def _evaluate(self, inputs, labels):
         """Accuracy and mean loss of the net on all of `inputs`, in chunks."""
-        TRACES.append("evaluate")
         n = tf.shape(inputs)[0]
+        chunk_size = self.eval_chunk
 
         def chunk(start, loss_sum, correct):
-            logits = self.net(self._compute(inputs[start:start + EVAL_CHUNK]), training=False)
-            y = labels[start:start + EVAL_CHUNK]
+            logits = self.net(self._compute(inputs[start:start + chunk_size]), training=False)
+            y = labels[start:start + chunk_size]
             loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=y, logits=tf.cast(logits, tf.float32)))
-            return start + EVAL_CHUNK, loss_sum, correct + count_correct(logits, y)
+            return start + chunk_size, loss_sum, correct + count_correct(logits, y)
 
         _, loss_sum, correct = tf.while_loop(
             lambda start, loss_sum, correct: start < n, chunk,
@@ -240,79 +264,76 @@ class Trainer:
         return tf.cast(correct, tf.float32) * scale, loss_sum * scale
 
 
-# The process's compiled functions, one per shape of run: tracing costs ~1 s, and every graph
-# traced stays in memory until the process ends, so a long study traces each shape once.
-_TRAINERS = {}
-_EXTRACTORS = {}
-TRACES = []  # what this process traced, one entry per trace (the tests count them)
-
-
-def trainer_for(net, variables, schedule, compute_dtype=tf.float32, slow_variables=()):
-    """The process's Trainer for runs shaped like `net` training `variables`.
-
-    The key is everything that shapes the graph: the module's structure (its variables'
-    shapes, dropout), which of them train and which are slow, the schedule's kind and the
-    compute dtype. A new Trainer owns a copy of `net`: the run's own module only lends its
-    values, in `Trainer.start`, and takes the trained ones back with `Trainer.export`.
-    """
+def graph_key(net, variables, schedule, compute_dtype, slow_variables, eval_chunk):
+    """Everything a Trainer's graphs bake in: the module's structure (its variables' shapes,
+    dropout), which of them train and which are slow, the schedule's kind, the compute dtype
+    and the evaluation's chunk. Runs with equal keys can share one Trainer."""
     position = {id(v): i for i, v in enumerate(net.variables)}
-    key = (type(net).__name__, tuple(tuple(v.shape) for v in net.variables), net.dropout,
-           tuple(position[id(v)] for v in variables),
-           tuple(sorted(position[id(v)] for v in slow_variables)), schedule,
-           tf.as_dtype(compute_dtype).name)
-    trainer = _TRAINERS.get(key)
-    if trainer is None:
-        own = copy.deepcopy(net)
-        chosen = [own.variables[i] for i in key[3]]
-        slow = [own.variables[i] for i in key[4]]
-        trainer = _TRAINERS[key] = Trainer(own, chosen, schedule, compute_dtype, slow)
-    return trainer
+    return (type(net).__name__, tuple(tuple(v.shape) for v in net.variables), net.dropout,
+            tuple(position[id(v)] for v in variables),
+            tuple(sorted(position[id(v)] for v in slow_variables)), schedule,
+            tf.as_dtype(compute_dtype).name, int(eval_chunk))
 
 
-def extract_features(features, images):
-    """`features(images)` in chunks (memory stays bounded), float32 [n, d].
-
-    Compiled once per process for every module of `features`' structure: the module's values
-    are loaded into the process's own copy, whose graph is traced once.
-    """
-    key = tuple(tuple(v.shape) for v in features.variables)
-    if key not in _EXTRACTORS:
-        own = copy.deepcopy(features)
-
-        def extract(images):
-            TRACES.append("features")
-            return own(images)
-        _EXTRACTORS[key] = (own, tf.function(
-            extract, autograph=False,
-            input_signature=[tf.TensorSpec([None, *own.input_shape], own.input_dtype)]))
-    own, compiled = _EXTRACTORS[key]
-    for target, value in zip(own.variables, features.variables, strict=True):
-        target.assign(value)
-    n = int(images.shape[0])
-    return tf.concat([compiled(images[i:i + EVAL_CHUNK]) for i in range(0, n, EVAL_CHUNK)],
-                     axis=0)
+def trainer_of_shape(net, key):
+    """A new Trainer for the graph `key` (graph_key) describes, owning a copy of `net`: a run's
+    own module only lends its values, in `Trainer.start`, and takes the trained ones back with
+    `Trainer.export`."""
+    own = copy.deepcopy(net)
+    chosen = [own.variables[i] for i in key[3]]
+    slow = [own.variables[i] for i in key[4]]
+    return Trainer(own, chosen, key[5], key[6], slow, key[7])
 
 
-def start(config, net, train_x, test_x):
-    """The process's Trainer for `config`'s run of `net`, loaded with that run.
+class Extractor:
+    """`features(images)` for every module of one structure, compiled once: each call loads
+    the module's values into the Extractor's own copy and runs it in chunks (memory stays
+    bounded), giving float32 [n, d]."""
 
-    Returns (trainer, trained, train_x, test_x): what trains (`net`, or only its classifier
-    when exactly the features are frozen: they never change, so they are computed once here
-    and the classifier trains on them) and the inputs it trains and is evaluated on. Uses of
-    `config`: mode, transfer_layers, transferred_lr_scale, lr, lr_schedule, samples,
-    batch_size, precision and seed.
-    """
+    def __init__(self, features):
+        self.features = copy.deepcopy(features)
+        self._compiled = tf.function(self._extract, autograph=False, input_signature=[
+            tf.TensorSpec([None, *self.features.input_shape], self.features.input_dtype)])
+
+    def _extract(self, images):
+        return self.features(images)
+
+    @staticmethod
+    def key(features):
+        return tuple(tuple(v.shape) for v in features.variables)
+
+    def __call__(self, features, images, chunk=EVAL_CHUNK):
+        for target, value in zip(self.features.variables, features.variables, strict=True):
+            target.assign(value)
+        n = int(images.shape[0])
+        return tf.concat([self._compiled(images[i:i + chunk]) for i in range(0, n, chunk)],
+                         axis=0)
+
+    def traces(self):
+        return self._compiled.experimental_get_tracing_count()
+
+
+def trained_module(config, net):
+    """What trains in `config`'s run of `net`: `net`, or only its classifier when exactly the
+    features are frozen. Those never change, so a run computes them once and the classifier
+    trains on them."""
+    mode = MODE_TABLE[config.mode]
+    if (mode.copies and not mode.trains_copied
+            and config.transfer_layers == len(net.layers) - len(net.classifier.layers)):
+        return net.classifier
+    return net
+
+
+def start(session, config, net, trained):
+    """`session`'s Trainer for `config`'s run of `net`, loaded with that run; `trained` is
+    trained_module(config, net). Uses of `config`: mode, transfer_layers,
+    transferred_lr_scale, lr, lr_schedule, samples, batch_size, eval_every, precision and
+    seed."""
     variables = trainable_variables(net, config.mode, config.transfer_layers)
     slow = ()
-    if config.mode == "finetune" and config.transferred_lr_scale != 1:
+    if MODE_TABLE[config.mode].trains_copied and config.transferred_lr_scale != 1:
         slow = copied_variables(net, config.transfer_layers)
-    trained = net
-    if config.mode == "frozen" and config.transfer_layers == len(net.layers) - len(
-            net.classifier.layers):
-        train_x = extract_features(net.features, train_x)
-        test_x = extract_features(net.features, test_x)
-        trained = net.classifier
-    trainer = trainer_for(trained, variables, config.lr_schedule, config.precision, slow)
+    trainer = session.trainer(trained, variables, config.lr_schedule, config.precision, slow)
     steps = config.eval_every // config.batch_size
     trainer.compile(steps, config.batch_size)
     if config.samples % config.eval_every:  # a shorter last window
@@ -320,10 +341,4 @@ def start(config, net, train_x, test_x):
                         config.batch_size)
     trainer.start(config.seed, config.lr, schedule_steps(config.samples, config.batch_size),
                   slow_learning_rate=config.lr * config.transferred_lr_scale, weights=trained)
-    return trainer, trained, train_x, test_x
-
-
-def clear_cache():
-    """Forgets the process's compiled functions (the tests use it to count traces from zero)."""
-    _TRAINERS.clear()
-    _EXTRACTORS.clear()
+    return trainer

@@ -3,14 +3,13 @@
 Writes, from every complete run (a valid result.json) directly under the log root,
 deterministically ordered: results.csv (COLUMNS: a row per run, tag and step),
 results_runs.csv (RUN_COLUMNS: a row per run) and results_meta.json (provenance). The columns
-follow Config's fields. TensorFlow, to read the event files, is imported only when a function
-needs it, so the command's flags are parsed (and their errors told) first.
+follow Config's fields. The event files are read with TensorBoard's event-file loader
+(rundir.read_scalars), so `python -m tltransfer.export` runs without TensorFlow.
 """
 
 import csv
 import dataclasses
 import io
-import json
 import os
 
 from tltransfer.config import Config
@@ -50,36 +49,14 @@ def settings(result):
             "n_train": result["n_train"], "samples": budget}
 
 
-def history(path, note):
-    """The entries of a log root's studies.jsonl; a line cut short (a command killed while it
-    appended, a full disk) or edited into something else is left out, with a note."""
-    from tltransfer import rundir
-    if not rundir.gfile.exists(path):
-        return []
-    with rundir.gfile.GFile(path) as f:
-        lines = f.read().splitlines()
-    entries = []
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line) if line.strip() else None
-        except ValueError:
-            entry = None
-        if isinstance(entry, dict) and isinstance(entry.get("argv"), list):
-            entries.append(entry)
-        elif line.strip():
-            note(f"{path} line {number} is not a command's record (cut short?); the "
-                 "provenance leaves it out")
-    return entries
-
-
 def meta(logdir, results, note=lambda line: None):
     """Provenance: the commands that trained or finished these runs (and commands written
     before studies.jsonl said what they did), refused commands apart, versions, data hash.
     `note` receives a line for each damaged record left out."""
-    from tltransfer import rundir, study
+    from tltransfer import rundir
     names = {r["run"] for r in results}
     commands, refused, flagfiles, versions, hashes = [], [], set(), {}, set()
-    for entry in history(os.path.join(logdir, study.INVOCATIONS), note):
+    for entry in rundir.read_history(logdir, note):
         args = entry["argv"][1:]
         command = " ".join(["python -m tltransfer.main", *args])
         if entry.get("status") == "refused":

@@ -222,4 +222,4 @@ def main(argv):
 
 if __name__ == "__main__":
     # With the interpreter's teardown: the Keras side's whole process ends as a student's script.
-    cli.run(main, quick_exit=False)
+    cli.run(main)

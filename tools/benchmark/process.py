@@ -103,16 +103,10 @@ def measure_memory(settings, mnist):
     all, and each run's seconds outside compiled calls (its wall time minus its training
     windows and evaluations, from its Progress events, and its feature extraction)."""
     import tensorflow as tf
-    from tltransfer import experiment, train
+    from tltransfer import experiment
+    from tltransfer.session import Session
     tf.config.experimental.enable_op_determinism()
-    extract, extracting = train.extract_features, [0.0]
-
-    def timed_extract(*args):
-        start = time.perf_counter()
-        features = extract(*args)
-        extracting[0] += time.perf_counter() - start
-        return features
-    train.extract_features = timed_extract
+    session = Session()
     configs, seed = [], 0
     while len(configs) < settings.memory_runs:
         target = Config(mode="scratch", p=settings.memory_p, seed=seed,
@@ -123,12 +117,13 @@ def measure_memory(settings, mnist):
     runs = []
     with tempfile.TemporaryDirectory(prefix="tltransfer-memory-") as logdir:
         for config in configs[:settings.memory_runs]:
-            events, extracting[0] = [], 0.0
+            events = []
+            session.between_runs()  # as a study does
             start = time.perf_counter()
             experiment.run(config, logdir, log=lambda line: None, mnist=mnist,
-                           progress=events.append)
+                           progress=events.append, session=session)
             wall = time.perf_counter() - start
-            compiled = events[-1].train_seconds + extracting[0]
+            compiled = events[-1].train_seconds + events[-1].extract_seconds
             runs.append({"mode": config.mode, "wall_s": wall, "compiled_s": compiled,
                          "outside_s": wall - compiled, "rss_mib": current_rss_mib(),
                          "peak_rss_mib": peak_rss_mib()})

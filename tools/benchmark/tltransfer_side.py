@@ -22,7 +22,9 @@ class TltransferSide:
     def __init__(self, settings, mnist, tasks, workdir):
         import tensorflow as tf
         from tltransfer import data, model
+        from tltransfer.session import Session
         self.settings, self.mnist, self.tasks, self.workdir = settings, mnist, tasks, workdir
+        self.session = Session()  # one per side, as one command has one
         tf.config.experimental.enable_op_determinism()
         # Untrained: restoring its weights costs what restoring trained ones does.
         self.source_weights = tf.train.Checkpoint(
@@ -35,14 +37,15 @@ class TltransferSide:
 
     def run(self, p, mode, samples):
         """experiment.fit with the net's construction and weight copy, as a run makes them."""
-        from tltransfer import experiment, model
+        from tltransfer import experiment, model, train
         config = self.config(mode, p, samples)
         run_dir = tempfile.mkdtemp(dir=self.workdir)
         watch = Stopwatch()
         net = model.CNN(self.tasks[p].num_classes, config.seed, config.dropout)
         if mode in ("frozen", "finetune"):
-            experiment.copy_layers(net, self.source_weights)
-        experiment.fit(config, self.tasks[p], net, run_dir, log=quiet, progress=watch.progress)
+            train.copy_layers(net, self.source_weights)
+        experiment.fit(config, self.tasks[p], net, run_dir, self.session, log=quiet,
+                       progress=watch.progress)
         return watch.timing(samples)
 
     def study_slice(self, samples):
@@ -54,7 +57,9 @@ class TltransferSide:
         timings = {}
         for mode, config in configs.items():
             watch = Stopwatch()
-            experiment.run(config, logdir, log=quiet, mnist=self.mnist, progress=watch.progress)
+            self.session.between_runs()
+            experiment.run(config, logdir, log=quiet, mnist=self.mnist, progress=watch.progress,
+                           session=self.session)
             timings[mode] = watch.timing(samples)
         return timings
 
@@ -84,18 +89,20 @@ def measure_floor(settings, mnist, extras):
     """float32 floors: the whole CNN (scratch, finetune) and the classifier on cached features
     (frozen, with the rate of the feature extraction a frozen run makes once); with `extras`,
     also the whole CNN in bfloat16 and with batches of 300."""
-    from tltransfer import data, model, train
+    from tltransfer import data, model
+    from tltransfer.session import Session
     task = data.target_task(mnist, 1.0)
     train_x, train_y, test_x, test_y = task.tensors
     net = model.CNN(task.num_classes, seed=0)
+    extract = Session().extract_features
     progress("floor: whole CNN")
     full = bare_rates(net, net.trainable_variables, train_x, train_y, test_x, test_y, settings)
     progress("floor: classifier on cached features")
     frozen = bare_rates(net.classifier, net.classifier.trainable_variables,
-                        train.extract_features(net.features, train_x), train_y,
-                        train.extract_features(net.features, test_x), test_y, settings)
+                        extract(net.features, train_x), train_y,
+                        extract(net.features, test_x), test_y, settings)
     frozen["extract_images_per_s"] = best_rate(
-        lambda: train.extract_features(net.features, test_x)[0], int(test_x.shape[0]),
+        lambda: extract(net.features, test_x)[0], int(test_x.shape[0]),
         settings.floor_evals, settings.repeats)
     if not extras:  # the two floors the runs compare with
         return {"full": full, "frozen": frozen}
@@ -139,19 +146,19 @@ def measure_compute():
 
 def measure_eval_chunk(chunk, mnist, evals, repeats):
     """Evaluation images/s (`evals` evaluations, the best of `repeats`) and this process's peak
-    memory when the test set goes through in chunks of `chunk` images (train.EVAL_CHUNK), and
-    the chunk size tltransfer uses."""
+    memory when the test set goes through in chunks of `chunk` images, and the chunk size
+    tltransfer uses (train.EVAL_CHUNK)."""
     import tensorflow as tf
     from tltransfer import data, model, train
     tf.config.experimental.enable_op_determinism()
-    used, train.EVAL_CHUNK = train.EVAL_CHUNK, chunk
     task = data.target_task(mnist, STUDY_P)
     test_x, test_y = data.images_tensor(task.x_test), tf.constant(task.y_test)
     net = model.CNN(task.num_classes, seed=0)
-    trainer = train.Trainer(net, net.trainable_variables)
+    trainer = train.Trainer(net, net.trainable_variables, eval_chunk=chunk)
     trainer.evaluate(test_x, test_y)
     rate = best_rate(lambda: trainer.evaluate(test_x, test_y), int(test_x.shape[0]), evals, repeats)
-    return {"eval_images_per_s": rate, "rss_mib": peak_rss_mib(), "eval_chunk": used}
+    return {"eval_images_per_s": rate, "rss_mib": peak_rss_mib(),
+            "eval_chunk": train.EVAL_CHUNK}
 
 
 def measure_precision(mnist, samples):
