@@ -10,7 +10,7 @@ import sys
 
 from conftest import REPO, error_line, read_events, run_module
 from tltransfer import export
-from tltransfer.config import Config
+from tltransfer.config import Config, scalar_tag
 
 # `python -m tltransfer.export` in a fresh interpreter, then the TensorFlow modules it loaded.
 EXPORT_THEN_MODULES = """import runpy, sys
@@ -42,7 +42,8 @@ def test_the_export_command_reads_events_without_tensorflow(tiny_study, tmp_path
         results["frozen"]["source_run"]}
     for run in {r["run"] for r in table}:
         for tag in ("test/accuracy", "train/loss"):
-            expected, _ = read_events(os.path.join(logdir, run), tag)
+            mode = run.split("_")[0]  # a source net writes tags of its own (scalar_tag)
+            expected, _ = read_events(os.path.join(logdir, run), scalar_tag(mode, tag))
             rows = [r for r in table if r["run"] == run and r["tag"] == tag]
             assert {int(r["step"]): r["value"] for r in rows} == {
                 step: repr(value) for step, value in expected.items()}
