@@ -35,7 +35,7 @@ def test_diverging_run_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, tiny
     runs, _, incomplete, failed = export.export(str(tmp_path), str(tmp_path / "r.csv"))
     assert (runs, incomplete, failed) == (1, [], [diverging.name])
     from tltransfer.report import document
-    document.build(str(tmp_path / "r.csv"), str(tmp_path / "report"), [0.9], "test")
+    document.build(str(tmp_path / "r.csv"), str(tmp_path / "report"), command="test")
     assert f"failed runs, left out: `{diverging.name}`" in (tmp_path / "report" / "report.md"
                                                             ).read_text()
 

@@ -185,7 +185,8 @@ class Config:
         ("finetune",), "lrx{value}")
     precision: str = setting(
         "float32", "float32, or bfloat16: bfloat16 activations with float32 variables and "
-        "optimizer, faster on CPUs with AVX512-BF16/AMX and on GPUs", tag="{value}")
+        "optimizer, faster on CPUs with AVX512-BF16/AMX and on GPUs; on the command line, auto "
+        "is bfloat16 where the CPU computes it natively and float32 elsewhere", tag="{value}")
     lr: float = setting(1e-3, "Adam's (initial) learning rate", tag="lr{value}")
     lr_schedule: str = setting(
         "cosine", "cosine: decay the learning rate to 0 over the run's budget (steadier final "

@@ -79,6 +79,7 @@ def run(config, logdir, log=print, mnist=None, wait=True, checkpoint_seconds=CHE
             "config": dataclasses.asdict(config), "run": config.name,
             "n_train": len(task.y_train), "n_test": len(task.y_test),
             "source_run": source.name if source else None,
+            "threads": session.threads,
             "test_accuracy": curve["test_accuracy"][-1], "test_loss": curve["test_loss"][-1],
             "curve": curve}
         try:  # only writes: any error of theirs is the disk's, and leaves no result.json

@@ -27,7 +27,7 @@ import time
 
 from absl import flags, logging
 
-from tltransfer import cli, quiet_import
+from tltransfer import cli, machine, quiet_import
 from tltransfer.config import (CHECKPOINT_SECONDS, CLASS_SETTINGS, LAB_AXES, MODES, Config,
                                format_classes, number, parse_classes)
 
@@ -68,6 +68,13 @@ flags.DEFINE_float("checkpoint_seconds", CHECKPOINT_SECONDS,
                    "Training seconds between checkpoints, each taken right after an evaluation "
                    "(0: after every evaluation). A killed run resumes from its last checkpoint, "
                    "so it loses at most this much.")
+flags.DEFINE_integer("threads", machine.THREADS,
+                     "TensorFlow threads of every run, whatever the machine's cores: the bits "
+                     "depend on the thread count, so the same count gives the same bits on "
+                     "any machine.", lower_bound=1)
+flags.DEFINE_string("jobs", "auto",
+                    "Worker processes training the grid side by side on the log root, each on "
+                    "--threads threads; auto = the usable cores / --threads, at least 1.")
 flags.DEFINE_bool("deterministic", True,
                   "Enable TensorFlow's op determinism so a seed always gives the same bits. "
                   "Measured on a 2-core CPU (python -m tools.benchmark): no cost for the whole "
@@ -126,6 +133,9 @@ def axes_from_flags():
             text = FLAGS[field.name].value
             separator = "/" if field.name in CLASS_SETTINGS else ","
             axes[field.name] = parse_list(field.name, text.split(separator), field.type, text)
+    # A run is named by the precision it computes in, so auto never makes a run of its own.
+    cpu = machine.cpu_flags()
+    axes["precision"] = [machine.resolve_precision(v, cpu) for v in axes["precision"]]
     axes["data"] = [os.path.abspath(FLAGS.data) if FLAGS.data else ""]
     return axes
 
@@ -174,8 +184,9 @@ def record_command(logdir, started, status, runs, reason=None):
     import tensorflow as tf
     from tltransfer import rundir
     entry = {"argv": sys.argv, "cwd": os.getcwd(), "started": started, "status": status,
-             "runs": runs, "versions": {"python": sys.version.split()[0],
-                                        "tensorflow": tf.__version__, "numpy": np.__version__}}
+             "runs": runs, "threads": machine.threads_in_use(tf),
+             "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+                          "numpy": np.__version__}}
     if reason:
         entry["reason"] = reason
     rundir.append_history(logdir, entry)
@@ -215,26 +226,37 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the progress
     try:
         configs, ignored, shard_of = configs_from_flags()
+        jobs = machine.resolve_jobs(FLAGS.jobs, machine.usable_cores(), FLAGS.threads)
     except ValueError as e:
         sys.exit(f"error: {e}")
     for name in ignored:
         print(f"note: --{name} is ignored: no run of this grid depends on it (see --help)")
-    tf = quiet_import.tensorflow()
-    # Each shape of run is traced once, on purpose, and kept for the process: TensorFlow's
-    # warning about functions traced repeatedly would only alarm the reader.
-    tf.get_logger().addFilter(
-        lambda record: "triggered tf.function retracing" not in record.getMessage())
-    from tltransfer import data, loop, rundir, study
+    native = machine.native_bfloat16(machine.cpu_flags())
+    if native and not FLAGS["precision"].present and any(
+            c.precision == "float32" for c in configs):
+        print(f"note: this CPU computes bfloat16 natively ({native}): --precision=bfloat16 (or "
+              "auto) trains ~2x faster here, with other bits but the same conclusions "
+              "(README: Precision)")
+    quiet_import.tensorflow(FLAGS.threads)
+    from tltransfer import data, loop, pool, rundir, study
     from tltransfer.session import Session
-    session = Session(deterministic=FLAGS.deterministic)
+    session = Session(threads=FLAGS.threads, deterministic=FLAGS.deterministic)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_after_checkpoint(session.stop))
     started, start, trained = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter(), []
     record = functools.partial(record_command, FLAGS.logdir, started)
+    log = functools.partial(print, flush=True)
     try:
-        results, failures = study.run_all(
-            configs, FLAGS.logdir, log=lambda line: print(line, flush=True), shard_of=shard_of,
-            checkpoint_seconds=FLAGS.checkpoint_seconds, trained=trained, session=session)
+        if jobs > 1:
+            results, failures = pool.run_all(
+                configs, FLAGS.logdir, jobs, {"threads": FLAGS.threads,
+                                              "deterministic": FLAGS.deterministic},
+                log=log, shard_of=shard_of, trained=trained, stop=session.stop,
+                checkpoint_seconds=FLAGS.checkpoint_seconds)
+        else:
+            results, failures = study.run_all(
+                configs, FLAGS.logdir, log=log, shard_of=shard_of,
+                checkpoint_seconds=FLAGS.checkpoint_seconds, trained=trained, session=session)
     except (loop.Interrupted, KeyboardInterrupt) as e:
         where = f" ({e})" if str(e) else ""
         record("interrupted", [c.name for c in trained], f"interrupted{where}")

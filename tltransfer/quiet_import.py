@@ -36,8 +36,13 @@ def has_nvidia_device():
     return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
-def tensorflow():
-    """The tensorflow module, imported and its devices set up, its start-up notices dropped."""
+def tensorflow(threads=None):
+    """The tensorflow module, imported and its devices set up, its start-up notices dropped.
+
+    `threads`, when given, fixes the intra- and inter-op thread pools before the devices (and
+    with them the pools) exist; later it can no longer change them, so a process that imported
+    TensorFlow already keeps what it has.
+    """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # later C++ INFO and WARNING lines
@@ -47,6 +52,9 @@ def tensorflow():
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow as tf
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
             tf.config.list_logical_devices()  # initialises the devices: cuInit's line
         finally:
             sys.stderr.flush()

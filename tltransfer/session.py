@@ -4,8 +4,8 @@ passes it to the study and to every run.
 A Session owns the compiled Trainers and feature extractors (one per shape of run: tracing
 costs ~1 s, and every graph traced stays in memory until the process ends), the latest source
 and target task with their tensors, the stop event that Ctrl-C sets, and the process's memory
-policy between runs. Settings of the whole process (the evaluation chunk, op determinism) are
-its constructor's arguments.
+policy between runs. Settings of the whole process (the evaluation chunk, the thread count, op
+determinism) are its constructor's arguments.
 """
 
 import ctypes
@@ -14,7 +14,7 @@ import threading
 
 import tensorflow as tf
 
-from tltransfer import data, train
+from tltransfer import data, machine, train
 
 
 def return_freed_memory():
@@ -31,15 +31,36 @@ def return_freed_memory():
 
 
 class Session:
-    """A process's compiled functions, kept tasks, stop event and between-run policy."""
+    """A process's compiled functions, kept tasks, stop event and between-run policy.
 
-    def __init__(self, eval_chunk=train.EVAL_CHUNK, deterministic=False):
+    `threads` fixes TensorFlow's intra- and inter-op thread pools, which must happen before
+    TensorFlow starts its runtime (the entry points pass the same count to
+    quiet_import.tensorflow, which starts it): None keeps what the process has. `deterministic`
+    turns on op determinism for the whole process. `stop` may be an event of another process's
+    making (a worker's is its parent's).
+    """
+
+    def __init__(self, eval_chunk=train.EVAL_CHUNK, threads=None, deterministic=False,
+                 stop=None):
         self.eval_chunk = eval_chunk  # test images per forward pass, in every Trainer
-        if deterministic:  # for the whole process: TensorFlow has no way back
+        if threads and machine.threads_in_use(tf) != threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError:
+                raise RuntimeError(f"TensorFlow already computes on "
+                                   f"{machine.threads_in_use(tf)} threads in this process; "
+                                   f"ask for {threads} before it starts") from None
+        self.threads = machine.threads_in_use(tf)  # what every run records in result.json
+        if deterministic:
             tf.config.experimental.enable_op_determinism()
+        # Each shape of run (and of training window) is traced once, on purpose, and kept for
+        # the process; TensorFlow's warning about functions traced repeatedly would only alarm.
+        tf.get_logger().addFilter(
+            lambda record: "triggered tf.function retracing" not in record.getMessage())
         # Set it (main does on Ctrl-C or SIGTERM) and a run stops right after its next
         # checkpoint.
-        self.stop = threading.Event()
+        self.stop = threading.Event() if stop is None else stop
         self._trainers = {}    # train.graph_key -> Trainer
         self._extractors = {}  # train.Extractor.key -> Extractor
         self._tasks = {}       # source task or not -> (its data.TaskSpec and data set, Task)

@@ -10,6 +10,9 @@ from tltransfer.cli import plural
 from tltransfer.config import CHECKPOINT_SECONDS, MODES, TRANSFER_MODES
 from tltransfer.session import Session
 
+# How long a process waits before trying again a run that another process is training.
+POLL_SECONDS = 5.0
+
 
 def plan(configs):
     """Runs to make, each source net right before the first run that needs it, no repeats.
@@ -40,17 +43,20 @@ class Clock:
         self.seconds[config.mode] += seconds
         self.samples[config.mode] += config.samples
 
-    def left(self, current, remaining):
-        """`current`: the running run's latest loop.Progress; `remaining`: the configs
-        after it. None while the current run has no rate yet."""
-        if current.samples <= current.start_samples:
+    def left(self, current, remaining, workers=1):
+        """`current`: the latest loop.Progress of the running run (or a list of them, one
+        per worker busy); `remaining`: the configs no worker has started, shared by `workers`
+        processes side by side. None while no running run has a rate yet."""
+        rated = [event for event in (current if isinstance(current, list) else [current])
+                 if event.samples > event.start_samples]
+        if not rated:
             return None
-        own = 1 / current.samples_per_second
+        own = sum((event.total - event.samples) / event.samples_per_second for event in rated)
         overall = (sum(self.seconds.values()) / sum(self.samples.values()) if self.samples
-                   else own)
-        return (own * (current.total - current.samples)
-                + sum(c.samples * (self.seconds[c.mode] / self.samples[c.mode]
-                                   if self.samples[c.mode] else overall) for c in remaining))
+                   else 1 / rated[0].samples_per_second)
+        queued = sum(c.samples * (self.seconds[c.mode] / self.samples[c.mode]
+                                  if self.samples[c.mode] else overall) for c in remaining)
+        return (own + queued) / workers
 
     def elapsed(self):
         return time.perf_counter() - self.start
@@ -75,7 +81,18 @@ def shard(runs, index, count):
     return runs[index::count]
 
 
-def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(0, 1),
+def preflight(configs, logdir, shard_of=(0, 1), mnist=None):
+    """(this shard's plan, each run's result or None, the data): a bad grid or log root is
+    refused before any run trains. Reading every result first also refuses a clashing log
+    root."""
+    runs = shard(plan(configs), *shard_of)
+    mnist = mnist if mnist is not None else data.load_data(configs[0].data)
+    data.check_tasks(configs, mnist)
+    rundir.make_log_root(logdir)
+    return runs, {c: rundir.completed_result(c, logdir) for c in runs}, mnist
+
+
+def run_all(configs, logdir, log=print, mnist=None, poll_seconds=POLL_SECONDS, shard_of=(0, 1),
             checkpoint_seconds=CHECKPOINT_SECONDS, trained=None, progress=None, session=None):
     """Makes every run of the grid complete under `logdir`; returns (results, failures).
 
@@ -91,13 +108,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=5.0, shard_of=(
     """
     trained = [] if trained is None else trained
     session = session if session is not None else Session()
-    runs = shard(plan(configs), *shard_of)
-    # Pre-flight: a bad grid or log root is refused before any run trains.
-    mnist = mnist if mnist is not None else data.load_data(configs[0].data)
-    data.check_tasks(configs, mnist)
-    rundir.make_log_root(logdir)
-    # Reading every result first also refuses a clashing log root before any training.
-    results = {c: rundir.completed_result(c, logdir) for c in runs}
+    runs, results, mnist = preflight(configs, logdir, shard_of, mnist)
     pending = [c for c in runs if results[c] is None]
     log(f"{plural(len(runs), 'run')}: {len(runs) - len(pending)} already complete, "
         f"{len(pending)} to train under {logdir}")

@@ -27,6 +27,9 @@ on all 6-9 test images every 1,000 training samples. The sections (--sections, a
   memory  one long process of tltransfer runs: peak memory after 5 runs and after all, and
           each run's seconds outside compiled calls
   chunks  evaluation speed and peak memory by evaluation chunk size (extras: every size)
+  jobs    a grid (p = 0.005, 0.1, 1; every mode; dropout 0; seed 0) as whole commands with
+          --jobs=1 and --jobs=2, checked bit-identical; one scratch run on 1 and on 2 threads
+          (--threads), whose ratio estimates what a many-core machine gains from --jobs
 """
 
 import dataclasses
@@ -37,7 +40,7 @@ import sys
 from absl import flags, logging
 
 from tltransfer import cli
-from tools.benchmark import figures, process
+from tools.benchmark import figures, jobs, process
 from tools.benchmark.measure import load_mnist, progress
 from tools.benchmark.settings import (EVAL_CHUNKS, EVAL_EVERY, QUICK, SECTIONS, SIDES, STUDY_P,
                                       Settings)
@@ -52,7 +55,8 @@ flags.DEFINE_string("json", None, "Write every figure, by name, to this JSON fil
 flags.DEFINE_list("sections", list(SECTIONS), "The sections to measure, shown in this order "
                   "whatever the order given: inrun (both sides' per-run figures, floors, "
                   "compute, study estimate), whole (whole processes and the best ratio the "
-                  "floor allows), memory (a long process), chunks (evaluation chunk sizes).")
+                  "floor allows), memory (a long process), chunks (evaluation chunk sizes), "
+                  "jobs (worker processes and threads).")
 flags.DEFINE_integer("repeats", 3, "Measurements of each figure; the median is reported (the "
                      "floors report the best).")
 flags.DEFINE_integer("samples", 5000, "Training samples of each timed run: a multiple of 1000 "
@@ -176,8 +180,12 @@ def measure_chunks(settings, report):
         report["eval_chunks"][str(chunk)] = chunk_figures
 
 
+def measure_jobs(settings, report):
+    report["jobs"] = jobs.measure_jobs(settings)
+
+
 MEASURE = {"inrun": measure_inrun, "whole": measure_whole, "memory": measure_memory,
-           "chunks": measure_chunks}
+           "chunks": measure_chunks, "jobs": measure_jobs}
 
 
 def benchmark(settings):

@@ -25,7 +25,8 @@ PRECISION_MODES = ("scratch", "finetune")
 #   whole   whole processes, each run a fresh process, and the ratio the floor allows
 #   memory  one long process of tltransfer runs: peak memory, time outside compiled calls
 #   chunks  evaluation chunk sizes
-SECTIONS = ("inrun", "whole", "memory", "chunks")
+#   jobs    one grid with --jobs=1 and --jobs=2; one run on 1 and on 2 threads
+SECTIONS = ("inrun", "whole", "memory", "chunks", "jobs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Settings:
     precision_samples: int = 20_000  # per run of the bfloat16-vs-float32 comparison
     chunk_evals: int = 8    # evaluations per chunk-size measurement
     chunk_repeats: int = 3  # chunk-size measurements; the best is reported
+    jobs_samples: int = 20_000  # per run of the jobs section's grid
+    jobs_p: tuple = (0.005, 0.1, 1.0)
     sections: tuple = SECTIONS
 
     @property
@@ -71,4 +74,5 @@ class Settings:
 QUICK = Settings(samples=300, eval_every=100, repeats=1, ps=(0.005,), study_p=0.005,
                  study_samples=200, floor_windows=2, floor_evals=2, warm_up=False, quick=True,
                  whole_samples=300, whole_p=0.005, memory_runs=8, memory_samples=200,
-                 memory_p=0.005, chunk_evals=2, chunk_repeats=1)
+                 memory_p=0.005, chunk_evals=2, chunk_repeats=1, jobs_samples=300,
+                 jobs_p=(0.005,))

@@ -8,7 +8,7 @@ from tools.benchmark.settings import (BATCH, LR, MODES, PRECISION_MODES, PRECISI
 
 # The line each section's block starts with, in the order of settings.SECTIONS.
 TITLES = {"inrun": "per run", "whole": "whole process", "memory": "long process",
-          "chunks": "evaluation chunk size"}
+          "chunks": "evaluation chunk size", "jobs": "worker processes"}
 
 
 def hours(seconds):
@@ -172,8 +172,33 @@ def chunks_lines(report):
                                      key=lambda item: int(item[0])))]
 
 
+def jobs_lines(report):
+    """The measured --jobs=1 against --jobs=2, and what a machine of N cores should gain."""
+    j = report["jobs"]
+    efficiency = j["thread_efficiency_2"]
+    lines = [f"{TITLES['jobs']}: a grid of {j['runs']} runs (p={', '.join(f'{p:g}' for p in j['p'])}"
+             f"; {j['samples']:,} samples each) as one command",
+             f"  --jobs=1 {j['jobs1_s']:.1f} s, --jobs=2 {j['jobs2_s']:.1f} s: "
+             f"{j['speedup_2_jobs']:.2f}x; results bit-identical: "
+             f"{'yes' if j['bit_identical'] else 'NO'}",
+             f"  one scratch run: {j['threads1_samples_per_s']:,.0f} samples/s on 1 thread, "
+             f"{j['threads2_samples_per_s']:,.0f} on 2: {2 * efficiency:.2f}x "
+             f"({100 * efficiency:.0f}% efficiency)",
+             "  on paper, for N cores (no machine here has more than 2): --jobs=auto runs N/2 "
+             "workers of 2 threads, each",
+             "  at the 2-thread rate, so a grid of many runs should go ~N/2 times as fast as "
+             "--jobs=1 while memory",
+             "  bandwidth keeps up; one run on N threads could not: it already loses "
+             f"{100 * (1 - efficiency):.0f}% at 2 threads, and a batch of 100",
+             "  splits into few pieces:"]
+    for cores in (4, 8, 16, 32):
+        lines.append(f"    {cores:>2} cores: --jobs=auto = {cores // 2:>2} workers, "
+                     f"~{cores // 2}x the grid rate of --jobs=1")
+    return lines
+
+
 SECTION_LINES = {"inrun": inrun_lines, "whole": whole_lines, "memory": memory_lines,
-                 "chunks": chunks_lines}
+                 "chunks": chunks_lines, "jobs": jobs_lines}
 
 
 def notes(settings):
