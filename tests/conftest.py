@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tltransfer import data, experiment  # noqa: E402
+from tltransfer import data, experiment, machine  # noqa: E402
 from tltransfer.config import Config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,8 +110,11 @@ def small_mnist(test_images=1000):
     return path
 
 
-# As main does by default, so in-process runs give the same bits as the command line.
+# As main does by default (op determinism, machine.THREADS threads), so in-process runs give
+# the same bits as the command line on any machine.
 tf.config.experimental.enable_op_determinism()
+tf.config.threading.set_intra_op_parallelism_threads(machine.THREADS)
+tf.config.threading.set_inter_op_parallelism_threads(machine.THREADS)
 
 # A few hundred samples of training: enough to move every weight, fast on 2 CPU cores.
 TINY = dict(p=0.005, seed=0, train_samples=300, source_samples=200, eval_every=100,

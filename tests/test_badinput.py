@@ -78,6 +78,9 @@ FLAG_CASES = {  # name: (flags added to M, what the error line must say)
     "negative shard index": (["--num_shards=2", "--shard_index=-1"],
                              "--shard_index=-1 is outside 0..1"),
     "empty log root": (["--logdir="], "--logdir is empty; name the log root"),
+    "no workers": (["--jobs=0"], "--jobs=0 must be at least 1 (or auto)"),
+    "workers not a number": (["--jobs=two"], "--jobs=two: not a number of worker processes"),
+    "no threads": (["--threads=0"], "--threads=0"),
 }
 
 

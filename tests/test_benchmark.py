@@ -21,7 +21,7 @@ from tools.benchmark.settings import MODES, QUICK, SECTIONS, STUDY_RUNS
 SETTINGS = dataclasses.replace(QUICK, ps=(0.1,), eval_every=1000)
 # The keys of the report each section writes, besides settings and machine.
 SECTION_KEYS = {"inrun": ("runs", "floor", "compute", "study", "rss_mib"), "whole": ("whole",),
-                "memory": ("memory",), "chunks": ("eval_chunk", "eval_chunks")}
+                "memory": ("memory",), "chunks": ("eval_chunk", "eval_chunks"), "jobs": ("jobs",)}
 
 
 def timing(s_per_1000, total_s, startup_s=1.0):
@@ -79,7 +79,25 @@ def report():
             "whole": figures.bound_whole(whole(), FLOOR, eval_every=1000, floor_from="inrun"),
             "memory": {**memory(), "summary": figures.memory_summary(memory())},
             "eval_chunk": 512, "eval_chunks": {"256": {"eval_images_per_s": 4000.0,
-                                                       "rss_mib": 900.0}}}
+                                                       "rss_mib": 900.0}},
+            "jobs": figures.jobs_summary(JOBS)}
+
+
+# The jobs section's measurements: 10 runs, 60 s with one worker and 50 s with two; one run at
+# 1,000 samples/s on one thread and 1,600 on two.
+JOBS = {"p": [0.005, 0.1, 1.0], "samples": 20_000, "grid": [], "runs": 10, "jobs1_s": 60.0,
+        "jobs2_s": 50.0, "bit_identical": True, "threads1_samples_per_s": 1000.0,
+        "threads2_samples_per_s": 1600.0}
+
+
+def test_jobs_speed_up_and_thread_efficiency(report):
+    jobs = report["jobs"]
+    assert jobs["speedup_2_jobs"] == pytest.approx(1.2)
+    assert jobs["thread_efficiency_2"] == pytest.approx(0.8)
+    text = table.table(report).split(f"\n{table.TITLES['jobs']}")[1]
+    assert "--jobs=1 60.0 s, --jobs=2 50.0 s: 1.20x; results bit-identical: yes" in text
+    assert "1,000 samples/s on 1 thread, 1,600 on 2: 1.60x (80% efficiency)" in text
+    assert " 8 cores: --jobs=auto =  4 workers, ~4x the grid rate of --jobs=1" in text
 
 
 def test_in_run_ratios_and_distance_to_the_floor(report):

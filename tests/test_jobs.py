@@ -9,13 +9,11 @@ import subprocess
 import sys
 import time
 
-from conftest import ONE_EVAL, REPO, error_line, flags_of, run_main, run_name
+from conftest import REPO, TINY, error_line, flags_of, run_main, run_name
 
-SETTINGS = {k: v for k, v in ONE_EVAL.items() if k not in ("p", "seed")}
-GRID = ["--mode=scratch,frozen,finetune", "--p=0.005", "--dropout=0", "--seed=0,1",
-        *flags_of(SETTINGS)]
-RUNS = sorted({run_name(mode, p=0.005, seed=seed, **SETTINGS)
-               for mode in ("source", "scratch", "frozen", "finetune") for seed in (0, 1)})
+# Two workers: the source net and scratch side by side, then frozen and finetune.
+GRID = ["--mode=scratch,frozen,finetune", "--dropout=0", *flags_of(TINY)]
+RUNS = sorted(run_name(mode, **TINY) for mode in ("source", "scratch", "frozen", "finetune"))
 
 
 def curves(logdir):
@@ -27,34 +25,37 @@ def curves(logdir):
     return found
 
 
-def test_two_workers_train_each_run_once_to_the_bits_of_one(tmp_path):
-    two = run_main(*GRID, "--jobs=2", f"--logdir={tmp_path / 'two'}")
-    one = run_main(*GRID, "--jobs=1", f"--logdir={tmp_path / 'one'}")
-    assert two.returncode == 0 and one.returncode == 0, two.stderr + one.stderr
-    assert sorted(curves(tmp_path / "two")) == RUNS
-    assert curves(tmp_path / "two") == curves(tmp_path / "one")
+def test_two_workers_train_each_run_once_to_the_bits_of_one(tmp_path, tiny_study):
+    two = run_main(*GRID, "--jobs=2", f"--logdir={tmp_path}")
+    assert two.returncode == 0, two.stderr
+    assert sorted(curves(tmp_path)) == RUNS
+    # The session's tiny study trained its source, frozen and finetune runs in one process.
+    one = curves(tiny_study[0])
+    assert sorted(one) == [name for name in RUNS if not name.startswith("scratch")]
+    assert {name: curves(tmp_path)[name] for name in one} == one
     lines = two.stdout.splitlines()
-    assert f"{len(RUNS)} runs: 0 already complete, {len(RUNS)} to train under " \
-           f"{tmp_path / 'two'} by 2 workers" in lines
+    assert f"{len(RUNS)} runs: 0 already complete, {len(RUNS)} to train under {tmp_path} by " \
+           "2 workers" in lines
     trained = re.findall(r"^\[run \d+/\d+ [^]]*\] (\S+): training on", two.stdout, re.M)
     assert sorted(trained) == RUNS  # every run once, each on one numbered progress line set
-    # A source net is complete before a run copying it starts.
+    # The source net is complete before a run copying it starts.
+    source = run_name("source", **TINY)
+    done = next(i for i, line in enumerate(lines)
+                if f"] {source}:" in line and f"{TINY['source_samples']}/" in line)
     for name in trained:
         if name.startswith(("frozen", "finetune")):
-            seed = re.search(r"_seed(\d+)", name).group(1)
-            source = run_name("source", seed=int(seed), **SETTINGS)
-            done = next(i for i, line in enumerate(lines)
-                        if f"] {source}:" in line and f"{SETTINGS['source_samples']}/" in line)
             start = next(i for i, line in enumerate(lines) if f"] {name}: training on" in line)
             assert done < start, (source, name)
     assert two.stdout.count("final test accuracy") == 1
     assert re.search(r"~\d+m\d\ds left\]", two.stdout)
 
 
-def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(tmp_path):
-    settings = {**SETTINGS, "train_samples": 1000, "eval_every": 100}
-    args = ["--mode=scratch,frozen", "--p=0.005", "--dropout=0", "--seed=0,1",
-            *flags_of(settings), "--jobs=2", "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
+def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(with_source):
+    """Two workers stopped mid-run (the source net is the session's, copied)."""
+    tmp_path = with_source
+    settings = {**TINY, "train_samples": 1000}
+    args = ["--mode=scratch,frozen", "--dropout=0", *flags_of(settings), "--jobs=2",
+            "--checkpoint_seconds=0", f"--logdir={tmp_path}"]
     process = subprocess.Popen([sys.executable, "-m", "tltransfer.main", *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -68,10 +69,9 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(tmp_path):
                         error_line(out))
     assert "Traceback" not in stderr
     finished = set(curves(tmp_path))
-    resumed = run_main(*args)
+    resumed = run_main(*args, "--jobs=1")  # the last --jobs wins; one process is quicker
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(finished)} already complete" in resumed.stdout
     assert re.search(r": resuming at \d+ samples", resumed.stdout)
-    assert sorted(curves(tmp_path)) == sorted(
-        run_name(mode, p=0.005, seed=seed, **settings)
-        for mode in ("source", "scratch", "frozen") for seed in (0, 1))
+    assert sorted(curves(tmp_path)) == sorted(run_name(mode, **settings)
+                                              for mode in ("source", "scratch", "frozen"))

@@ -27,8 +27,7 @@ def test_one_visible_core_gives_the_bits_of_two(tmp_path):
     """TensorFlow sizes its default pools by the cores it sees, and the kernels split their
     work by the pool: with the thread count fixed, the core count no longer shows in the bits,
     in float32 and in bfloat16."""
-    grid = ["--mode=finetune", "--precision=auto,bfloat16", "--dropout=0.5",
-            *flags_of({**TINY, "source_samples": 300})]
+    grid = ["--mode=finetune", "--precision=auto,bfloat16", "--dropout=0.5", *flags_of(TINY)]
     def start(logdir, **kwargs):
         return subprocess.Popen([sys.executable, "-m", "tltransfer.main", *grid,
                                  f"--logdir={logdir}"], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -41,7 +40,7 @@ def test_one_visible_core_gives_the_bits_of_two(tmp_path):
     one, two = results(tmp_path / "one"), results(tmp_path / "two")
     # auto is named by what it resolved to on this CPU, so it is never a run of its own.
     used = sorted({machine.resolve_precision("auto", machine.cpu_flags()), "bfloat16"})
-    expected = sorted(Config(**{**TINY, "source_samples": 300}, mode=mode, dropout=0.5,
+    expected = sorted(Config(**TINY, mode=mode, dropout=0.5,
                              precision=precision).canonical().name
                       for mode in ("source", "finetune") for precision in used)
     assert sorted(two) == expected

@@ -23,6 +23,7 @@ flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1.")
 flags.DEFINE_float("target", 0.99, "Accuracy the spec expects at p = 1.0.")
 flags.DEFINE_integer("samples", None, "Training samples of every net (default: Config's).")
 flags.DEFINE_float("lr", None, "Adam's initial learning rate (default: Config's).")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision of the nets.")
 
 
 def main(argv):
@@ -33,13 +34,17 @@ def main(argv):
         given.update(train_samples=FLAGS.samples, source_samples=FLAGS.samples)
     if FLAGS.lr is not None:
         given.update(lr=FLAGS.lr)
+    if FLAGS.precision != "float32":
+        given.update(precision=FLAGS.precision)
     try:
         settings = Config(**given)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    import tensorflow as tf
+    from tltransfer import machine, quiet_import
+    quiet_import.tensorflow(machine.THREADS)
     from tltransfer import experiment, rundir
-    tf.config.experimental.enable_op_determinism()
+    from tltransfer.session import Session
+    session = Session(threads=machine.THREADS, deterministic=True)  # as tltransfer.main runs
     print(f"settings: lr={settings.lr} ({settings.lr_schedule}) batch={settings.batch_size} "
           f"source_samples={settings.source_samples} train_samples={settings.train_samples}")
     rows = []
@@ -48,7 +53,8 @@ def main(argv):
         for seed in range(FLAGS.seeds):
             config = Config(mode=mode, p=1.0, seed=seed, **given)
             try:
-                accuracies.append(experiment.run(config, FLAGS.logdir)["test_accuracy"])
+                accuracies.append(experiment.run(config, FLAGS.logdir,
+                                                 session=session)["test_accuracy"])
             except rundir.RunError as e:
                 sys.exit(f"error: {e}")
         rows.append((label, accuracies))

@@ -181,7 +181,7 @@ def measure_chunks(settings, report):
 
 
 def measure_jobs(settings, report):
-    report["jobs"] = jobs.measure_jobs(settings)
+    report["jobs"] = figures.jobs_summary(jobs.measure_jobs(settings))
 
 
 MEASURE = {"inrun": measure_inrun, "whole": measure_whole, "memory": measure_memory,

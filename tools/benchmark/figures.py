@@ -117,3 +117,11 @@ def memory_summary(memory):
             "growth_mib": runs[-1]["peak_rss_mib"] - runs[4]["peak_rss_mib"],
             "outside_first_s": first, "outside_later_median_s": statistics.median(later),
             "outside_later_max_s": max(later)}
+
+
+def jobs_summary(measured):
+    """The jobs section's measurements with what follows from them: --jobs=2's speed-up over
+    --jobs=1, and the efficiency of one run's second thread (1 = twice the rate of one)."""
+    return {**measured, "speedup_2_jobs": measured["jobs1_s"] / measured["jobs2_s"],
+            "thread_efficiency_2": (measured["threads2_samples_per_s"]
+                                    / (2 * measured["threads1_samples_per_s"]))}

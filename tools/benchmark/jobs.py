@@ -70,7 +70,4 @@ def measure_jobs(settings):
                 f"--threads={threads}", "--jobs=1",
                 f"--logdir={os.path.join(tmp, f'threads{threads}')}")
             figures[f"threads{threads}_samples_per_s"] = in_run_rate(stdout)
-    figures["speedup_2_jobs"] = figures["jobs1_s"] / figures["jobs2_s"]
-    figures["thread_efficiency_2"] = (figures["threads2_samples_per_s"]
-                                      / (2 * figures["threads1_samples_per_s"]))
     return figures
