@@ -1,8 +1,6 @@
 """--jobs: a grid trained by worker processes, on one screen, to the bits of one process."""
 
 import glob
-import json
-import os
 import re
 import signal
 import subprocess
@@ -10,6 +8,7 @@ import sys
 import time
 
 from conftest import REPO, TINY, error_line, flags_of, run_main, run_name
+from tltransfer import export
 
 # Two workers: the source net and scratch side by side, then frozen and finetune.
 GRID = ["--mode=scratch,frozen,finetune", "--dropout=0", *flags_of(TINY)]
@@ -17,12 +16,7 @@ RUNS = sorted(run_name(mode, **TINY) for mode in ("source", "scratch", "frozen",
 
 
 def curves(logdir):
-    found = {}
-    for path in glob.glob(os.path.join(logdir, "*", "result.json")):
-        with open(path) as f:
-            result = json.load(f)
-        found[result["run"]] = result["curve"]
-    return found
+    return {result["run"]: result["curve"] for result in export.find_runs(str(logdir))[0]}
 
 
 def test_two_workers_train_each_run_once_to_the_bits_of_one(tmp_path, tiny_study):

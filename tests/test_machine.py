@@ -1,25 +1,18 @@
 """What the machine decides: the same bits at any core count, `auto` precision and jobs."""
 
-import glob
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tltransfer import machine
+from tltransfer import export, machine
 from tltransfer.config import Config
 from conftest import REPO, TINY, flags_of
 
 
 def results(logdir):
-    found = {}
-    for path in glob.glob(os.path.join(logdir, "*", "result.json")):
-        with open(path) as f:
-            result = json.load(f)
-        found[result["run"]] = result
-    return found
+    return {result["run"]: result for result in export.find_runs(str(logdir))[0]}
 
 
 @pytest.mark.skipif(machine.usable_cores() < 2, reason="needs two cores to compare with one")

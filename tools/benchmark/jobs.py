@@ -2,8 +2,6 @@
 (wall time, and whether the results agree to the bit), and one run on 1 and on 2 threads, whose
 ratio is the thread efficiency a many-core estimate rests on."""
 
-import glob
-import json
 import os
 import re
 import subprocess
@@ -11,6 +9,7 @@ import sys
 import tempfile
 import time
 
+from tltransfer import export
 from tools.benchmark.measure import progress
 from tools.benchmark.process import REPO
 
@@ -31,12 +30,8 @@ def command(*args):
 
 
 def curves(logdir):
-    found = {}
-    for path in glob.glob(os.path.join(logdir, "*", "result.json")):
-        with open(path) as f:
-            result = json.load(f)
-        found[result["run"]] = result["curve"]
-    return found
+    """{run: its test curve} of the complete runs under `logdir`."""
+    return {result["run"]: result["curve"] for result in export.find_runs(logdir)[0]}
 
 
 def in_run_rate(stdout):
