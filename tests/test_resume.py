@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tltransfer import experiment, rundir
+from tltransfer import experiment, loop, rundir
 from tltransfer.config import Config
 from tltransfer.session import Session
 from conftest import TINY, Crash, crash_at, flags_of, quiet, read_events
@@ -130,7 +130,7 @@ def test_checkpoints_are_timed_and_a_stop_forces_one(reference, tmp_path, tiny_m
     def stop_at_300(event):
         if event.samples == 300:
             session.stop.set()
-    with pytest.raises(experiment.Interrupted, match="stopped at 400 samples"):
+    with pytest.raises(loop.Interrupted, match="stopped at 400 samples"):
         experiment.run(config, str(tmp_path), quiet, tiny_mnist, checkpoint_seconds=3600,
                        progress=stop_at_300, session=session)
     assert saved == [400]  # the run started over, and the stop wrote the only checkpoint

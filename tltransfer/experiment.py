@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tltransfer import data, loop, model, train
 from tltransfer.config import CHECKPOINT_SECONDS, MODE_TABLE
-from tltransfer.loop import Interrupted, RunFailed  # noqa: F401  (what a run raises)
+from tltransfer.loop import RunFailed
 from tltransfer.rundir import (CHECKPOINTS, FAILED_FILE, RESULT_FILE, WEIGHTS, RunError, claim,
                                completed_result, describe, failure, prepare_run_dir,
                                read_scalars, remove_tree, write_json_atomic)

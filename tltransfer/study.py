@@ -147,7 +147,7 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=POLL_SECONDS, s
             except rundir.Busy:
                 deferred.append(config)
                 continue
-            except experiment.RunFailed as e:
+            except loop.RunFailed as e:
                 failures[config] = str(e)
                 results.pop(config)
             finished += 1
