@@ -63,10 +63,14 @@ def whole():
 
 
 def memory():
-    runs = [{"mode": mode, "outside_s": outside, "peak_rss_mib": peak}
-            for mode, outside, peak in zip(["source", *MODES] * 2, (1.6, 0.9, 0.7, 0.2, 0.4,
-                                                                     0.1, 0.3, 0.2),
-                                           (900, 950, 960, 1000, 1010, 1011, 1030, 1040))]
+    """Twelve runs of a long process, three cycles of the four shapes: the last run's peak is an
+    outlier that raises the process's peak far more than the mean of the last four runs' own."""
+    own = (900, 950, 960, 1000, 1010, 1000, 980, 990, 990, 990, 990, 1100)
+    runs = [{"mode": mode, "outside_s": outside, "trimmed_rss_mib": trimmed,
+             "run_peak_rss_mib": peak, "peak_rss_mib": max(own[:i + 1])}
+            for i, (mode, outside, trimmed, peak) in enumerate(zip(
+                ["source", *MODES] * 3, (1.6, 0.9, 0.7, 0.2, 0.4, 0.1, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1),
+                (800, 810, 820, 830, 840, 850, 860, 870, 840, 840, 840, 840), own))]
     return {"p": 0.005, "samples": 200, "runs": runs}
 
 
@@ -136,10 +140,16 @@ def test_floor_bound_and_best_ratio_of_whole_processes(report):
 
 def test_memory_summary(report):
     summary = report["memory"]["summary"]
-    assert summary == {"runs": 8, "peak_after_5_mib": 1010, "peak_after_all_mib": 1040,
-                       "growth_mib": 30, "outside_first_s": [1.6, 0.9, 0.7, 0.2],
-                       "outside_later_median_s": pytest.approx(0.25),
+    assert summary == {"runs": 12, "peak_after_5_mib": 1010, "peak_after_all_mib": 1100,
+                       "growth_mib": 90, "trimmed_early_mib": 855, "trimmed_late_mib": 840,
+                       "run_peak_early_mib": 995, "run_peak_late_mib": 1017.5,
+                       "outside_first_s": [1.6, 0.9, 0.7, 0.2],
+                       "outside_later_median_s": pytest.approx(0.1),
                        "outside_later_max_s": 0.4}
+    lines = table.memory_lines(report)
+    assert "peak RSS after 5 runs 1,010 MiB, after 12 1,100 MiB (+90 MiB)" in lines[1]
+    assert lines[2].endswith("runs 5-8 855 MiB, of the last four 840 MiB (-15 MiB)")
+    assert lines[3].endswith("runs 5-8 995 MiB, of the last four 1,018 MiB (+22 MiB)")
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -194,7 +204,7 @@ def test_quick_chunks_section_end_to_end(tmp_path):
     (["--p=abc"], "--p=abc: every value must be a number"),
     (["--quick", "--samples=2000"], "--quick sets its own budgets; drop --samples"),
     (["--whole_samples=500"], "--whole_samples=500 must be a multiple of 1000"),
-    (["--memory_runs=5"], "--memory_runs=5 must be at least 6"),
+    (["--memory_runs=7"], "--memory_runs=7 must be at least 8"),
     (["--sections=whole,bogus"], "--sections=whole,bogus: unknown section bogus; choose from "
                                  "inrun, whole, memory, chunks"),
     (["--quick", "--sections="], "--sections is empty; choose from"),

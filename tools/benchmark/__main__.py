@@ -24,8 +24,9 @@ on all 6-9 test images every 1,000 training samples. The sections (--sections, a
   whole   each mode's run as a whole process, each side fresh, minus `import tensorflow`; and
           beside it the seconds of the run's compiled work at the float32 floor's rates (from
           inrun, or measured for it), so keras s / those seconds is the best ratio reachable
-  memory  one long process of tltransfer runs: peak memory after 5 runs and after all, and
-          each run's seconds outside compiled calls
+  memory  one long process of tltransfer runs: peak memory after 5 runs and after all, the
+          resident size after each heap trim and each run's own peak (runs 5-8 against the last
+          four), and each run's seconds outside compiled calls
   chunks  evaluation speed and peak memory by evaluation chunk size (extras: every size)
   jobs    a grid (p = 0.005, 0.1, 1; every mode; dropout 0; seed 0) as whole commands with
           --jobs=1 and --jobs=2, checked bit-identical; one scratch run on 1 and on 2 threads
@@ -74,7 +75,7 @@ flags.DEFINE_integer("whole_samples", 20_000, "Training samples of each whole-pr
                      "(scratch, frozen and finetune at p=0.1, each side in a fresh process).")
 flags.DEFINE_integer("memory_runs", 50, "Runs of the long-process measurement (peak memory "
                      "after 5 runs and after this many, and each run's time outside compiled "
-                     "calls); at least 6.")
+                     "calls); at least 8.")
 flags.DEFINE_bool("extras", True, "Also measure, within the sections chosen, the floor without "
                   "op determinism, the bfloat16 and batch-300 floors, bfloat16 against float32 "
                   "in whole runs (inrun) and every evaluation chunk size (chunks). --noextras "
@@ -115,9 +116,9 @@ def settings_from_flags():
         return dataclasses.replace(QUICK, sections=sections)
     if FLAGS.repeats < 1:
         raise ValueError(f"--repeats={FLAGS.repeats} must be at least 1")
-    if FLAGS.memory_runs < 6:
-        raise ValueError(f"--memory_runs={FLAGS.memory_runs} must be at least 6 (it compares "
-                         "with the peak after 5 runs)")
+    if FLAGS.memory_runs < 8:
+        raise ValueError(f"--memory_runs={FLAGS.memory_runs} must be at least 8 (it compares "
+                         "the last runs with runs 5-8)")
     for name in ("samples", "study_samples", "whole_samples"):
         value = FLAGS[name].value
         if value < 2 * EVAL_EVERY or value % EVAL_EVERY:

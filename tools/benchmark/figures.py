@@ -104,17 +104,32 @@ def bound_whole(whole, floor, eval_every, floor_from):
             "floor_bound_formula": FLOOR_BOUND_FORMULA}
 
 
+# The long process repeats a cycle of one source net and one run of each mode, so runs 5-8 and
+# the last four hold one run of each shape, whose peaks differ.
+MEMORY_CYCLE = 1 + len(MODES)
+
+
 def memory_summary(memory):
-    """Peak RSS after 5 runs and after all; seconds outside compiled calls per run, for the
-    first run of each shape and for the later ones."""
+    """The process's peak after 5 runs and after all; the mean resident size after the heap trim
+    before each run, and the mean of the runs' own peaks, over runs 5-8 and over the last four
+    (a leak raises both; one run's unlucky peak raises the process's alone); seconds outside
+    compiled calls per run, for the first run of each shape and for the later ones."""
     runs = memory["runs"]
     seen, first, later = set(), [], []
     for run in runs:
         (later if run["mode"] in seen else first).append(run["outside_s"])
         seen.add(run["mode"])
+    early, late = runs[4:4 + MEMORY_CYCLE], runs[-MEMORY_CYCLE:]
+
+    def mean(group, key):
+        values = [run.get(key) for run in group]
+        return None if None in values else statistics.fmean(values)
     return {"runs": len(runs), "peak_after_5_mib": runs[4]["peak_rss_mib"],
             "peak_after_all_mib": runs[-1]["peak_rss_mib"],
             "growth_mib": runs[-1]["peak_rss_mib"] - runs[4]["peak_rss_mib"],
+            **{f"{key}_{name}_mib": mean(group, f"{key}_rss_mib")
+               for key in ("trimmed", "run_peak") for name, group in (("early", early),
+                                                                       ("late", late))},
             "outside_first_s": first, "outside_later_median_s": statistics.median(later),
             "outside_later_max_s": max(later)}
 

@@ -68,7 +68,19 @@ def best_rate(call, items_per_call, calls, repeats):
 
 
 def peak_rss_mib():
+    """This process's peak resident size since it started or since reset_peak_rss."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak_rss():
+    """Restarts the kernel's peak resident size (and so peak_rss_mib) from the current size, so
+    that the next peak is one stretch's own; True if it could (Linux 4.0 and later)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def current_rss_mib():

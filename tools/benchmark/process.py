@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from tltransfer.config import Config
-from tools.benchmark.measure import current_rss_mib, peak_rss_mib, progress
+from tools.benchmark.measure import current_rss_mib, peak_rss_mib, progress, reset_peak_rss
 from tools.benchmark.settings import MODES, SIDES
 
 # A fresh interpreter that times `import tensorflow`, writes it to argv[1], then runs the module
@@ -99,9 +99,10 @@ def measure_whole(settings):
 
 def measure_memory(settings, mnist):
     """One long process of runs of the same shapes (a source net, then its scratch, frozen and
-    finetune runs, seed after seed), as a study makes them: peak memory after 5 runs and after
-    all, and each run's seconds outside compiled calls (its wall time minus its training
-    windows and evaluations, from its Progress events, and its feature extraction)."""
+    finetune runs, seed after seed), as a study makes them. For each run: the resident size
+    after the heap trim before it, its own peak (where the kernel lets the peak restart), the
+    process's peak so far, and its seconds outside compiled calls (its wall time minus its
+    training windows and evaluations, from its Progress events, and its feature extraction)."""
     import tensorflow as tf
     from tltransfer import experiment
     from tltransfer.session import Session
@@ -114,17 +115,21 @@ def measure_memory(settings, mnist):
                         source_samples=settings.memory_samples, eval_every=settings.eval_every)
         configs += [target.source()] + [dataclasses.replace(target, mode=mode) for mode in MODES]
         seed += 1
-    runs = []
+    runs, high_water = [], peak_rss_mib()
     with tempfile.TemporaryDirectory(prefix="tltransfer-memory-") as logdir:
         for config in configs[:settings.memory_runs]:
             events = []
             session.between_runs()  # as a study does
+            trimmed, own_peak = current_rss_mib(), reset_peak_rss()
             start = time.perf_counter()
             experiment.run(config, logdir, log=lambda line: None, mnist=mnist,
                            progress=events.append, session=session)
             wall = time.perf_counter() - start
             compiled = events[-1].train_seconds + events[-1].extract_seconds
+            high_water = max(high_water, peak_rss_mib())
             runs.append({"mode": config.mode, "wall_s": wall, "compiled_s": compiled,
                          "outside_s": wall - compiled, "rss_mib": current_rss_mib(),
-                         "peak_rss_mib": peak_rss_mib()})
+                         "trimmed_rss_mib": trimmed,
+                         "run_peak_rss_mib": peak_rss_mib() if own_peak else None,
+                         "peak_rss_mib": high_water})
     return {"p": settings.memory_p, "samples": settings.memory_samples, "runs": runs}

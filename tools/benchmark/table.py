@@ -156,11 +156,24 @@ def memory_lines(report):
             "samples each)",
             f"  peak RSS after 5 runs {m['peak_after_5_mib']:,.0f} MiB, after {m['runs']} "
             f"{m['peak_after_all_mib']:,.0f} MiB ({m['growth_mib']:+,.0f} MiB)",
+            *memory_level_lines(m),
             "  seconds per run outside compiled calls (wall - training windows, evaluations "
             "and feature extraction):",
             "    first run of each mode: " + ", ".join(f"{x:.2f}" for x in m["outside_first_s"]),
             f"    later runs: median {m['outside_later_median_s']:.3f}, max "
             f"{m['outside_later_max_s']:.3f}"]
+
+
+def memory_level_lines(m):
+    """Runs 5-8 against the last four, each holding one run of each shape."""
+    lines = []
+    for key, what in (("trimmed", "resident size after the heap trim before a run"),
+                      ("run_peak", "a run's own peak")):
+        early, late = m.get(f"{key}_early_mib"), m.get(f"{key}_late_mib")
+        if early is not None and late is not None:
+            lines.append(f"  {what}, mean of runs 5-8 {early:,.0f} MiB, of the last four "
+                         f"{late:,.0f} MiB ({late - early:+,.0f} MiB)")
+    return lines
 
 
 def chunks_lines(report):
