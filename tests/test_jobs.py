@@ -1,14 +1,16 @@
 """--jobs: a grid trained by worker processes, on one screen, to the bits of one process."""
 
 import glob
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 from conftest import REPO, TINY, error_line, flags_of, run_main, run_name
-from tltransfer import export
+from tltransfer import export, rundir
 
 # Two workers: the source net and scratch side by side, then frozen and finetune.
 GRID = ["--mode=scratch,frozen,finetune", "--dropout=0", *flags_of(TINY)]
@@ -69,3 +71,23 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(with_source):
     assert re.search(r": resuming at \d+ samples", resumed.stdout)
     assert sorted(curves(tmp_path)) == sorted(run_name(mode, **settings)
                                               for mode in ("source", "scratch", "frozen"))
+
+
+def test_a_run_another_process_finishes_meanwhile_is_taken_as_it_is(with_source, tiny_study):
+    """While this test holds a run's claim, as another command would, the run turns complete:
+    the workers reuse it, and the command records that it trained nothing."""
+    logdir, name = with_source, run_name("frozen", **TINY)
+    with rundir.claim(str(logdir), name, wait=False, log=None):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tltransfer.main", "--mode=frozen", "--dropout=0",
+             *flags_of(TINY), "--jobs=2", f"--logdir={logdir}"], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while "to train under" not in (line := process.stdout.readline()):
+            assert line, process.stderr.read()  # the plan is made before the copy below
+        shutil.copytree(os.path.join(tiny_study[0], name), logdir / name)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert f"{name}: training on" not in stdout
+    assert "final test accuracy" in stdout
+    last = rundir.read_history(str(logdir))[-1]
+    assert (last["status"], last["runs"]) == ("nothing to do", [])

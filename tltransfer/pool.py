@@ -30,14 +30,19 @@ class Screen:
     def __init__(self, log, total, jobs):
         self.log, self.total, self.jobs = log, total, jobs
         self.clock = study.Clock()
-        self.numbers, self.started, self.latest, self.due = {}, {}, {}, {}
+        self.numbers, self.started, self.latest = {}, {}, {}
+        self.shown = study.EveryTenth()
 
     def start(self, config):
         self.numbers[config] = len(self.numbers) + 1
         self.started[config] = time.perf_counter()
 
-    def finish(self, config):
-        self.clock.record(config, time.perf_counter() - self.started.pop(config))
+    def finish(self, config, trained=True):
+        """`config` ended; its seconds inform the ETA if it trained here (and not in another
+        process while this one waited)."""
+        seconds = time.perf_counter() - self.started.pop(config)
+        if trained:
+            self.clock.record(config, seconds)
         self.latest.pop(config, None)
 
     def line(self, config, text, eta=""):
@@ -46,9 +51,8 @@ class Screen:
 
     def progress(self, config, event, waiting):
         self.latest[config] = event
-        if event.samples < self.due.get(event.run, 0) and event.samples < event.total:
+        if not self.shown(event):
             return
-        self.due[event.run] = event.samples + max(event.total // 10, 1)
         left = self.clock.left(list(self.latest.values()), waiting, self.jobs)
         self.line(config, loop.progress_line(event),
                   "" if left is None else f", ~{study.duration(left)} left")
@@ -108,6 +112,9 @@ def run_all(configs, logdir, jobs, session_settings, log=print, shard_of=(0, 1),
                 results[config] = payload
                 trained.append(config)
                 screen.finish(config)
+            elif kind == "complete":  # another process finished it while this one waited
+                results[config] = payload
+                screen.finish(config, trained=False)
             elif kind == "failed":
                 failures[config] = payload
                 results.pop(config, None)

@@ -62,6 +62,19 @@ class Clock:
         return time.perf_counter() - self.start
 
 
+class EveryTenth:
+    """Which Progress events a screen shows: a run's every tenth of its budget, and its end."""
+
+    def __init__(self):
+        self.due = {}  # run -> samples at which to show it next
+
+    def __call__(self, event):
+        if event.samples < self.due.get(event.run, 0) and event.samples < event.total:
+            return False
+        self.due[event.run] = event.samples + max(event.total // 10, 1)
+        return True
+
+
 def duration(seconds):
     seconds = int(round(seconds))
     if seconds >= 3600:
@@ -112,24 +125,22 @@ def run_all(configs, logdir, log=print, mnist=None, poll_seconds=POLL_SECONDS, s
     pending = [c for c in runs if results[c] is None]
     log(f"{plural(len(runs), 'run')}: {len(runs) - len(pending)} already complete, "
         f"{len(pending)} to train under {logdir}")
-    total, finished, failures, clock = len(pending), 0, {}, Clock()
+    total, finished, failures, clock, shown = len(pending), 0, {}, Clock(), EveryTenth()
     announced = None
     while pending:
         deferred = []
         for i, config in enumerate(pending):
             started = time.perf_counter()
             prefix = f"[run {finished + 1}/{total}"
-            due = {}  # run -> samples at which to report it next: every tenth of its budget
 
             def log_line(line, eta="", prefix=prefix):
                 log(f"{prefix} {duration(clock.elapsed())}{eta}] {line}")
 
-            def report(event, config=config, after=pending[i + 1:], due=due):
+            def report(event, config=config, after=pending[i + 1:]):
                 if progress is not None:
                     progress(event)
-                if event.samples < due.get(event.run, 0) and event.samples < event.total:
+                if not shown(event):
                     return
-                due[event.run] = event.samples + max(event.total // 10, 1)
                 left = clock.left(event, after if event.run == config.name else [config, *after])
                 log_line(loop.progress_line(event),
                          "" if left is None else f", ~{duration(left)} left")

@@ -27,6 +27,10 @@ def work(logdir, session_settings, checkpoint_seconds, tasks, reports, stop):
         def progress(event, config=config):
             reports.put(("progress", config, event))
         try:
+            done = rundir.completed_result(config, logdir)  # by another process meanwhile
+            if done is not None:
+                reports.put(("complete", config, done))
+                continue
             if config.data not in loaded:
                 loaded[config.data] = data.load_data(config.data)
             result = experiment.run(config, logdir, log=log, mnist=loaded[config.data],
