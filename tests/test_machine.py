@@ -76,3 +76,26 @@ def test_jobs(jobs, cores, count):
 def test_bad_jobs(jobs, message):
     with pytest.raises(ValueError, match=message):
         machine.resolve_jobs(jobs, 2)
+
+
+def test_op_fingerprints_repeat_and_change_from_the_first_op_that_computes_otherwise():
+    import tensorflow as tf
+    from tools import bits
+
+    def prints(inputs):
+        return [(name, bits.fingerprint(output)) for name, output in bits.operations(tf, inputs)]
+    first = prints(bits.inputs(tf, 8))
+    assert prints(bits.inputs(tf, 8)) == first  # the same inputs on every call
+    assert [name for name, _ in first][:5] == ["conv1", "conv2", "max_pool", "dense", "logits"]
+    inputs = bits.inputs(tf, 8)
+    changed = prints({**inputs, "out": inputs["out"] * 2})  # the last layer computes otherwise
+    assert changed[:4] == first[:4]
+    assert all(c != f for c, f in zip(changed[4:], first[4:]))
+
+
+def test_op_fingerprints_name_the_cpu(tmp_path):
+    from tools import bits
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 1\n"
+                       "flags\t\t: fpu avx2 fma avx512f\n")
+    assert bits.cpu(str(cpuinfo)) == "AMD EPYC, family 25 model 1, avx2 avx512f fma"
