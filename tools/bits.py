@@ -18,7 +18,6 @@ from tltransfer import machine, quiet_import
 from tltransfer.cli import run
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("threads", machine.THREADS, "TensorFlow threads, as --threads of main.")
 
 BATCHES = {"train": 100, "eval": 512}
 
@@ -80,4 +79,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Defined here, not on import, so that tests can import this module beside tltransfer.main.
+    flags.DEFINE_integer("threads", machine.THREADS, "TensorFlow threads, as --threads of main.")
     run(main)
