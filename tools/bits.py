@@ -3,8 +3,8 @@ bits differ.
 
     python -m tools.bits            # one line per operation: its name and a hash of its output
 
-Each operation runs at the shapes of the default study (a training batch of 100, an evaluation
-chunk of 512), forward and backward, on inputs drawn from NumPy's PCG64 (the same numbers on any
+Each operation runs at the shapes of the default study (its training batch and the evaluation
+chunk), forward and backward, on inputs drawn from NumPy's PCG64 (the same numbers on any
 machine), with the project's threads and op determinism. Run it on two machines and compare the
 lines: the first that differs names the operation whose kernels compute otherwise there.
 """
@@ -12,14 +12,13 @@ lines: the first that differs names the operation whose kernels compute otherwis
 import hashlib
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from tltransfer import machine, quiet_import
 from tltransfer.cli import run
+from tltransfer.config import Config
 
 FLAGS = flags.FLAGS
-
-BATCHES = {"train": 100, "eval": 512}
 
 
 def inputs(tf, batch):
@@ -72,8 +71,9 @@ def main(argv):
     del argv
     tf = quiet_import.tensorflow(FLAGS.threads)
     tf.config.experimental.enable_op_determinism()
+    from tltransfer import train  # after quiet_import, which sets the threads first
     print(f"# {cpu()}; TensorFlow {tf.__version__}, {machine.threads_in_use(tf)} threads")
-    for phase, batch in BATCHES.items():
+    for phase, batch in (("train", Config().batch_size), ("eval", train.EVAL_CHUNK)):
         for name, output in operations(tf, inputs(tf, batch)):
             print(f"{phase:<6}{name:<18}{fingerprint(output)}")
 
