@@ -143,6 +143,8 @@ def test_memory_summary(report):
     assert summary == {"runs": 12, "peak_after_5_mib": 1010, "peak_after_all_mib": 1100,
                        "growth_mib": 90, "trimmed_early_mib": 855, "trimmed_late_mib": 840,
                        "run_peak_early_mib": 995, "run_peak_late_mib": 1017.5,
+                       "run_peak_median_mib": 990, "run_peak_min_mib": 980,
+                       "run_peak_max_mib": 1100,
                        "outside_first_s": [1.6, 0.9, 0.7, 0.2],
                        "outside_later_median_s": pytest.approx(0.1),
                        "outside_later_max_s": 0.4}
@@ -150,6 +152,20 @@ def test_memory_summary(report):
     assert "peak RSS after 5 runs 1,010 MiB, after 12 1,100 MiB (+90 MiB)" in lines[1]
     assert lines[2].endswith("runs 5-8 855 MiB, of the last four 840 MiB (-15 MiB)")
     assert lines[3].endswith("runs 5-8 995 MiB, of the last four 1,018 MiB (+22 MiB)")
+    assert lines[4] == "  a run's own peak, runs 5-12: median 990 MiB, lowest 980, highest 1,100"
+
+
+def test_memory_without_per_run_peaks_shows_neither_their_means_nor_their_spread():
+    """A kernel that cannot restart the peak gives no run's own peak: the lines about them go,
+    the process's peak stays."""
+    blind = memory()
+    for run in blind["runs"]:
+        run["run_peak_rss_mib"] = None
+    summary = figures.memory_summary(blind)
+    assert [summary[f"run_peak_{k}_mib"] for k in ("early", "late", "median", "min", "max")] \
+        == [None] * 5
+    lines = table.memory_level_lines(summary)
+    assert len(lines) == 1 and lines[0].startswith("  resident size after the heap trim")
 
 
 @pytest.mark.parametrize("section", SECTIONS)

@@ -112,14 +112,19 @@ MEMORY_CYCLE = 1 + len(MODES)
 def memory_summary(memory):
     """The process's peak after 5 runs and after all; the mean resident size after the heap trim
     before each run, and the mean of the runs' own peaks, over runs 5-8 and over the last four
-    (a leak raises both; one run's unlucky peak raises the process's alone); seconds outside
-    compiled calls per run, for the first run of each shape and for the later ones."""
+    (a leak raises both; one run's unlucky peak raises the process's alone); the median and
+    range of the runs' own peaks from run 5 on (the band the process's peak moves in without
+    any leak: it rises wherever one run's peak tops all before it); seconds outside compiled
+    calls per run, for the first run of each shape and for the later ones."""
     runs = memory["runs"]
     seen, first, later = set(), [], []
     for run in runs:
         (later if run["mode"] in seen else first).append(run["outside_s"])
         seen.add(run["mode"])
     early, late = runs[4:4 + MEMORY_CYCLE], runs[-MEMORY_CYCLE:]
+    own_peaks = [run.get("run_peak_rss_mib") for run in runs[4:]]
+    if None in own_peaks:  # a kernel that cannot restart the peak
+        own_peaks = []
 
     def mean(group, key):
         values = [run.get(key) for run in group]
@@ -130,6 +135,9 @@ def memory_summary(memory):
             **{f"{key}_{name}_mib": mean(group, f"{key}_rss_mib")
                for key in ("trimmed", "run_peak") for name, group in (("early", early),
                                                                        ("late", late))},
+            "run_peak_median_mib": statistics.median(own_peaks) if own_peaks else None,
+            "run_peak_min_mib": min(own_peaks, default=None),
+            "run_peak_max_mib": max(own_peaks, default=None),
             "outside_first_s": first, "outside_later_median_s": statistics.median(later),
             "outside_later_max_s": max(later)}
 

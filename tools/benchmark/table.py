@@ -165,7 +165,8 @@ def memory_lines(report):
 
 
 def memory_level_lines(m):
-    """Runs 5-8 against the last four, each holding one run of each shape."""
+    """Runs 5-8 against the last four, each holding one run of each shape, and the spread of
+    the runs' own peaks from run 5 on."""
     lines = []
     for key, what in (("trimmed", "resident size after the heap trim before a run"),
                       ("run_peak", "a run's own peak")):
@@ -173,6 +174,10 @@ def memory_level_lines(m):
         if early is not None and late is not None:
             lines.append(f"  {what}, mean of runs 5-8 {early:,.0f} MiB, of the last four "
                          f"{late:,.0f} MiB ({late - early:+,.0f} MiB)")
+    if m.get("run_peak_median_mib") is not None:
+        lines.append(f"  a run's own peak, runs 5-{m['runs']}: median "
+                     f"{m['run_peak_median_mib']:,.0f} MiB, lowest {m['run_peak_min_mib']:,.0f}, "
+                     f"highest {m['run_peak_max_mib']:,.0f}")
     return lines
 
 
