@@ -168,6 +168,14 @@ def test_memory_without_per_run_peaks_shows_neither_their_means_nor_their_spread
     assert len(lines) == 1 and lines[0].startswith("  resident size after the heap trim")
 
 
+def test_the_spread_of_the_runs_own_peaks_starts_at_run_5():
+    measured = memory()
+    measured["runs"][3]["run_peak_rss_mib"] = 500   # run 4: left out
+    measured["runs"][4]["run_peak_rss_mib"] = 2000  # run 5: counted
+    summary = figures.memory_summary(measured)
+    assert (summary["run_peak_min_mib"], summary["run_peak_max_mib"]) == (980, 2000)
+
+
 @pytest.mark.parametrize("section", SECTIONS)
 def test_the_table_shows_each_section_from_its_own_figures_alone(report, section):
     alone = {"settings": {**report["settings"], "sections": [section]},

@@ -171,7 +171,7 @@ def test_transferred_lr_scale_slows_only_the_copied_layers(tiny_study, tmp_path,
     assert 0 < moved_slow < 0.3 * moved_fast
 
 
-def test_a_second_run_of_the_same_shape_traces_nothing(tmp_path, tiny_mnist):
+def test_a_second_run_of_the_same_shape_traces_nothing_and_leaves_nothing(tmp_path, tiny_mnist):
     """The process compiles each shape of run once: later runs only load their values, and
     leave nothing behind."""
     settings = {**TINY, "seed": 0}
