@@ -196,10 +196,9 @@ def test_a_second_run_of_the_same_shape_traces_nothing_and_leaves_nothing(tmp_pa
     again(1)
     assert session.traces() == traced
     assert data.index_windows.experimental_get_tracing_count() == pipelines
-    # Nor does a run leave anything behind: from the third round on (the second fills
-    # TensorFlow's caches with ~27,000 weak references and builtin methods, once), the process
-    # holds as many objects and variables after four more runs, a source net among them, as
-    # before them.
+    # Nor does a run leave anything behind: from the third round on (the second adds ~27,000
+    # weak references and builtin methods, once, and none after), the process holds as many
+    # objects and variables after four more runs, a source net among them, as before them.
     warm = again(2)
     assert again(3) == warm
 
