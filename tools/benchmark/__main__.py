@@ -26,7 +26,8 @@ on all 6-9 test images every 1,000 training samples. The sections (--sections, a
           inrun, or measured for it), so keras s / those seconds is the best ratio reachable
   memory  one long process of tltransfer runs: peak memory after 5 runs and after all, the
           resident size after each heap trim and each run's own peak (runs 5-8 against the last
-          four), and each run's seconds outside compiled calls
+          four; the peaks' median and range from run 5 on), and each run's seconds outside
+          compiled calls
   chunks  evaluation speed and peak memory by evaluation chunk size (extras: every size)
   jobs    a grid (p = 0.005, 0.1, 1; every mode; dropout 0; seed 0) as whole commands with
           --jobs=1 and --jobs=2, checked bit-identical; one scratch run on 1 and on 2 threads
